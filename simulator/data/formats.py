@@ -1,0 +1,241 @@
+"""Readers for the on-disk formats: RecBole atomic files and the MovieLens releases.
+
+Each reader takes a folder and returns a `Dataset`; `detect_format` says which
+reader a folder needs from the files it holds.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .dataset import Dataset
+from .errors import DataError
+from .tables import Table, read_table
+
+_YEAR_IN_TITLE = re.compile(r"^(.*?)\s*\((\d{4})\)\s*$")
+
+
+def _interactions(table: Table, user: str, item: str, rating: str | None, timestamp: str | None) -> pd.DataFrame:
+    table.require(user, item)
+    n = len(table)
+    return pd.DataFrame(
+        {
+            "user": table.columns[user],
+            "item": table.columns[item],
+            "rating": table.numbers(rating, np.float32) if rating and rating in table.columns else np.ones(n, np.float32),
+            # Without timestamps the file order is the only order there is.
+            "timestamp": table.numbers(timestamp, np.int64) if timestamp and timestamp in table.columns else np.arange(n),
+            "line": table.lines,
+        }
+    )
+
+
+def _split_title_year(titles: list[str]) -> tuple[list[str], list[int | None]]:
+    names, years = [], []
+    for title in titles:
+        match = _YEAR_IN_TITLE.match(title)
+        names.append(match.group(1) if match else title)
+        years.append(int(match.group(2)) if match else None)
+    return names, years
+
+
+def _ages(table: Table, column: str) -> list[int | None]:
+    return [int(float(a)) if a.replace(".", "", 1).isdigit() else None for a in table.columns[column]]
+
+
+# ---------------------------------------------------------------------- RecBole atomic files
+_ATOMIC_ALIASES = {
+    "title": ("movie_title", "title", "item_name", "name"),
+    "year": ("release_year", "year"),
+    "genres": ("class", "genre", "genres", "categories", "category"),
+}
+
+
+def _atomic_table(path: Path) -> Table:
+    table = read_table(path, "\t")
+    # Headers are typed (`rating:float`); the type matters only for token_seq fields.
+    renamed = {}
+    for header, values in table.columns.items():
+        name, _, kind = header.partition(":")
+        if kind and kind not in ("token", "token_seq", "float", "float_seq"):
+            raise DataError(path, f"unknown field type {kind!r} in header {header!r}", line=1, field=name)
+        renamed[name] = values
+    table.columns = renamed
+    return table
+
+
+def read_atomic(folder: str | Path, name: str | None = None) -> Dataset:
+    """A RecBole atomic-file dataset: ``NAME.inter`` and, if present, ``NAME.item`` and ``NAME.user``."""
+    folder = Path(folder)
+    inter_files = sorted(folder.glob("*.inter"))
+    if not inter_files:
+        raise DataError(folder, "no .inter file in this folder")
+    inter_path = inter_files[0]
+    stem = inter_path.stem
+    inter = _atomic_table(inter_path)
+    interactions = _interactions(inter, "user_id", "item_id", "rating", "timestamp")
+
+    item_path = folder / f"{stem}.item"
+    if item_path.exists():
+        table = _atomic_table(item_path)
+        table.require("item_id")
+        items = pd.DataFrame({"raw_id": table.columns["item_id"]})
+        for target, aliases in _ATOMIC_ALIASES.items():
+            source = next((a for a in aliases if a in table.columns), None)
+            if source is None:
+                continue
+            values = table.columns[source]
+            if target == "year":
+                items["year"] = [int(v) if v.isdigit() else None for v in values]
+            elif target == "genres":
+                items["genres"] = [v.split() for v in values]
+            else:
+                items[target] = values
+    else:
+        items = pd.DataFrame({"raw_id": pd.unique(interactions["item"])})
+
+    users = None
+    user_path = folder / f"{stem}.user"
+    if user_path.exists():
+        table = _atomic_table(user_path)
+        table.require("user_id")
+        users = pd.DataFrame({"raw_id": table.columns["user_id"]})
+        for column in ("gender", "occupation", "zip_code"):
+            if column in table.columns:
+                users[column] = table.columns[column]
+        if "age" in table.columns:
+            users["age"] = _ages(table, "age")
+
+    return Dataset.from_frames(
+        name or stem,
+        interactions,
+        items,
+        users,
+        has_ratings="rating" in inter.columns,
+        source={"interactions": str(inter_path), "items": str(item_path), "users": str(user_path)},
+    )
+
+
+# ---------------------------------------------------------------------- GroupLens ml-100k
+_ML100K_GENRES = [
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
+    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+]  # fmt: skip
+
+
+def read_grouplens_100k(folder: str | Path) -> Dataset:
+    """The GroupLens ml-100k release: ``u.data``, ``u.item``, ``u.user``."""
+    folder = Path(folder)
+    inter = read_table(folder / "u.data", "\t", ["user", "item", "rating", "timestamp"])
+    interactions = _interactions(inter, "user", "item", "rating", "timestamp")
+
+    item_names = ["raw_id", "title", "release_date", "video_release_date", "url"] + _ML100K_GENRES
+    table = read_table(folder / "u.item", "|", item_names, encoding="latin-1")
+    titles, years = _split_title_year(table.columns["title"])
+    flags = np.array([table.columns[g] for g in _ML100K_GENRES]) == "1"
+    genres = [[g for g, on in zip(_ML100K_GENRES, flags[:, i]) if on and g != "unknown"] for i in range(len(table))]
+    items = pd.DataFrame({"raw_id": table.columns["raw_id"], "title": titles, "year": years, "genres": genres})
+
+    users = _demographics(folder / "u.user", "|", ["raw_id", "age", "gender", "occupation", "zip_code"])
+    return Dataset.from_frames(
+        "ml-100k",
+        interactions,
+        items,
+        users,
+        source={"interactions": str(folder / "u.data"), "items": str(folder / "u.item"), "users": str(folder / "u.user")},
+    )
+
+
+def _demographics(path: Path, sep: str, names: list[str]) -> pd.DataFrame | None:
+    if not path.exists():
+        return None
+    table = read_table(path, sep, names, encoding="latin-1")
+    users = pd.DataFrame({c: table.columns[c] for c in names if c != "age"})
+    users["age"] = _ages(table, "age")
+    return users
+
+
+# ---------------------------------------------------------------------- ml-1m
+_ML1M_OCCUPATIONS = [
+    "other", "academic/educator", "artist", "clerical/admin", "college/grad student", "customer service",
+    "doctor/health care", "executive/managerial", "farmer", "homemaker", "K-12 student", "lawyer", "programmer",
+    "retired", "sales/marketing", "scientist", "self-employed", "technician/engineer", "tradesman/craftsman",
+    "unemployed", "writer",
+]  # fmt: skip
+
+
+def read_ml1m(folder: str | Path) -> Dataset:
+    """The GroupLens ml-1m release: ``ratings.dat``, ``movies.dat``, ``users.dat`` (``::``-separated)."""
+    folder = Path(folder)
+    inter = read_table(folder / "ratings.dat", "::", ["user", "item", "rating", "timestamp"])
+    interactions = _interactions(inter, "user", "item", "rating", "timestamp")
+    table = read_table(folder / "movies.dat", "::", ["raw_id", "title", "genres"], encoding="latin-1")
+    titles, years = _split_title_year(table.columns["title"])
+    genres = [[g for g in cell.split("|") if g] for cell in table.columns["genres"]]
+    items = pd.DataFrame({"raw_id": table.columns["raw_id"], "title": titles, "year": years, "genres": genres})
+    users = _demographics(folder / "users.dat", "::", ["raw_id", "gender", "age", "occupation", "zip_code"])
+    if users is not None:
+        # ml-1m codes occupations as numbers; the README's list turns them back into words.
+        users["occupation"] = [
+            _ML1M_OCCUPATIONS[int(o)] if o.isdigit() and int(o) < len(_ML1M_OCCUPATIONS) else o
+            for o in users["occupation"]
+        ]
+    return Dataset.from_frames(
+        "ml-1m",
+        interactions,
+        items,
+        users,
+        source={"interactions": str(folder / "ratings.dat"), "items": str(folder / "movies.dat"), "users": str(folder / "users.dat")},
+    )
+
+
+# ---------------------------------------------------------------------- ml-latest(-small)
+def read_ml_latest(folder: str | Path) -> Dataset:
+    """The GroupLens ml-latest and ml-latest-small releases: ``ratings.csv``, ``movies.csv``."""
+    folder = Path(folder)
+    inter = read_table(folder / "ratings.csv", ",")
+    interactions = _interactions(inter, "userId", "movieId", "rating", "timestamp")
+    table = read_table(folder / "movies.csv", ",")
+    table.require("movieId", "title")
+    titles, years = _split_title_year(table.columns["title"])
+    raw_genres = table.columns.get("genres", [""] * len(table))
+    genres = [[g for g in cell.split("|") if g and g != "(no genres listed)"] for cell in raw_genres]
+    items = pd.DataFrame({"raw_id": table.columns["movieId"], "title": titles, "year": years, "genres": genres})
+    return Dataset.from_frames(
+        folder.name or "ml-latest",
+        interactions,
+        items,
+        source={"interactions": str(folder / "ratings.csv"), "items": str(folder / "movies.csv")},
+    )
+
+
+# ---------------------------------------------------------------------- detection
+FORMAT_READERS = {
+    "atomic": read_atomic,
+    "ml-100k": read_grouplens_100k,
+    "ml-1m": read_ml1m,
+    "ml-latest": read_ml_latest,
+}
+
+
+def detect_format(folder: str | Path) -> str:
+    """Which of `FORMAT_READERS` reads `folder`, judged by the files in it."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(folder, "not a folder (give the folder that holds the dataset's files)")
+    if (folder / "u.data").exists():
+        return "ml-100k"
+    if (folder / "ratings.dat").exists():
+        return "ml-1m"
+    if (folder / "ratings.csv").exists():
+        return "ml-latest"
+    if any(folder.glob("*.inter")):
+        return "atomic"
+    raise DataError(
+        folder,
+        "no known dataset files (expected u.data, ratings.dat, ratings.csv or a RecBole .inter file)",
+    )
