@@ -5,7 +5,8 @@ a ``[len(users), n_items]`` array or tensor of scores, higher is better. For
 each user with a target in the evaluated part of a `Split`, every item the user
 is known to have had before that part (train for ``valid``; train + valid for
 ``test``) is excluded, the rest is ranked, and the top K is compared with the
-targets. Metrics are averaged over those users:
+targets. Equal scores are ranked by item id, so a result never depends on tie
+order. Metrics are averaged over those users:
 
 * HR@K: 1 if any target is in the top K.
 * Recall@K: targets in the top K / number of targets.
@@ -77,6 +78,22 @@ def metrics_from_hits(hits: torch.Tensor, n_targets: torch.Tensor, ks: Sequence[
     return out
 
 
+def top_k_items(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """The `k` best items per row, best first; equal scores are ordered by item id.
+
+    `torch.topk` breaks ties arbitrarily, which would let NDCG@10 depend on
+    whether K=20 was also asked for; this never does.
+    """
+    kth = torch.topk(scores, k, dim=1).values[:, -1:]
+    above = scores > kth
+    tied = scores == kth
+    room = k - above.sum(1, keepdim=True)
+    chosen = above | (tied & (torch.cumsum(tied, 1) <= room))
+    items = chosen.nonzero()[:, 1].view(len(scores), k)  # ascending item id within each row
+    order = torch.sort(scores.gather(1, items), dim=1, descending=True, stable=True).indices
+    return items.gather(1, order)
+
+
 def _grouped(frame: pd.DataFrame, users: np.ndarray) -> list[np.ndarray]:
     """Each of `users`' items in `frame`, as one array per user."""
     order = np.argsort(frame["user"].to_numpy(), kind="stable")
@@ -123,7 +140,7 @@ def evaluate(
         excluded_rows = np.repeat(rows, [len(k) for k in known[start : start + len(batch)]])
         excluded_cols = np.concatenate(known[start : start + len(batch)]) if len(batch) else np.array([], np.int64)
         scores[torch.as_tensor(excluded_rows), torch.as_tensor(excluded_cols, dtype=torch.long)] = -torch.inf
-        top = torch.topk(scores, k_max, dim=1).indices
+        top = top_k_items(scores, k_max)
         is_target = torch.zeros(len(batch), n_items, dtype=torch.bool)
         target_lists = wanted[start : start + len(batch)]
         target_rows = np.repeat(rows, [len(t) for t in target_lists])
