@@ -1,0 +1,210 @@
+"""A simulated user's profile, computed from one real user's history (Agent4Rec's traits).
+
+For user u with rated items I_u and ratings r_ui (all from the dataset passed in,
+which should be a *training* split: nothing held out may shape a profile):
+
+* **activity** = |I_u|, the number of interactions. It drives how many pages the
+  simulated user tolerates.
+* **conformity** = mean over I_u of |r_ui - mean_i|, where mean_i is item i's mean
+  rating in the same data. A *small* gap means the user rates like the crowd, so the
+  conformity tier is the reverse of the gap's tier (small gap -> "high").
+* **diversity** = H(p_u) / log(G): the entropy of the user's genre distribution
+  (each item spreads one unit evenly over its genres), normalised by the entropy of
+  the uniform distribution over the G genres; 0 is one genre only, 1 all equally.
+* **taste**: liked and disliked genres by genre affinity
+  a_ug = sum_{i in I_u, g in genres(i)} (r_ui - mean_u) / (n_ug + 2), i.e. the user's
+  mean deviation in that genre shrunk towards 0 for rarely seen genres; the top
+  positive ones are liked, the bottom negative ones disliked. Example titles are the
+  most recent items rated >= `liked_rating` and <= `disliked_rating`.
+
+Each trait's tier ("low", "medium", "high") comes from the 1/3 and 2/3 quantiles
+over the users with enough history. A user with fewer than `min_history`
+interactions gets a profile flagged `thin` (traits computed from what there is,
+tiers still assigned), never an error.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recarena.simulator.data import Dataset
+
+TIERS = ("low", "medium", "high")
+
+
+@dataclass
+class UserProfile:
+    """Everything a simulated user knows about the real user it stands in for."""
+
+    user: int
+    raw_id: str
+    activity: int
+    activity_tier: str
+    conformity_gap: float
+    conformity_tier: str
+    diversity: float
+    diversity_tier: str
+    mean_rating: float
+    liked_genres: list[str]
+    disliked_genres: list[str]
+    liked_titles: list[str]
+    disliked_titles: list[str]
+    demographics: dict[str, Any]
+    thin: bool
+    taste_summary: str | None = None
+    """An LLM-written summary of the taste, when an LLM was configured (see `persona.py`)."""
+    persona: dict[str, str] = field(default_factory=dict)
+    """Traits the LLM inferred consistently across seeds (see `persona.py`)."""
+    persona_agreement: float | None = None
+    """Share of persona traits on which the LLM's answers agreed."""
+
+    def describe(self) -> str:
+        """The profile in words, as prompts show it."""
+        parts = []
+        demo = self.demographics
+        who = ", ".join(str(v) for v in (demo.get("age"), demo.get("gender"), demo.get("occupation")) if v not in (None, ""))
+        if who:
+            parts.append(f"You are a movie viewer ({who}).")
+        parts.append(
+            f"Activity: {self.activity_tier} ({self.activity} movies rated). "
+            f"Conformity with popular opinion: {self.conformity_tier}. Taste diversity: {self.diversity_tier}."
+        )
+        if self.liked_genres:
+            parts.append(f"You like {', '.join(self.liked_genres)}.")
+        if self.disliked_genres:
+            parts.append(f"You dislike {', '.join(self.disliked_genres)}.")
+        if self.liked_titles:
+            parts.append(f"Movies you loved: {'; '.join(self.liked_titles)}.")
+        if self.disliked_titles:
+            parts.append(f"Movies you disliked: {'; '.join(self.disliked_titles)}.")
+        if self.taste_summary:
+            parts.append(self.taste_summary)
+        if self.persona:
+            parts.append("Personality: " + ", ".join(f"{k} {v}" for k, v in self.persona.items()) + ".")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """How profiles are computed."""
+
+    liked_rating: float = 4.0
+    """Ratings at or above this count as liked."""
+    disliked_rating: float = 2.0
+    """Ratings at or below this count as disliked."""
+    n_genres: int = 3
+    """At most this many liked and disliked genres."""
+    n_titles: int = 5
+    """At most this many example titles of each kind."""
+    min_history: int = 5
+    """Users with fewer interactions are flagged thin."""
+
+
+def _tiers(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    low, high = np.quantile(reference, [1 / 3, 2 / 3]) if len(reference) else (0.0, 0.0)
+    return np.where(values <= low, 0, np.where(values <= high, 1, 2))
+
+
+def build_profiles(dataset: Dataset, config: ProfileConfig = ProfileConfig()) -> list[UserProfile]:
+    """One profile per user of `dataset`, from its interactions; vectorised, no LLM."""
+    frame = dataset.interactions
+    users = frame["user"].to_numpy()
+    items = frame["item"].to_numpy()
+    ratings = frame["rating"].to_numpy(dtype=np.float64)
+    n_users, n_items = dataset.n_users, dataset.n_items
+
+    activity = np.bincount(users, minlength=n_users)
+    seen = np.maximum(activity, 1)
+    user_mean = np.bincount(users, ratings, minlength=n_users) / seen
+    item_count = np.maximum(np.bincount(items, minlength=n_items), 1)
+    item_mean = np.bincount(items, ratings, minlength=n_items) / item_count
+    gap = np.bincount(users, np.abs(ratings - item_mean[items]), minlength=n_users) / seen
+
+    genres = dataset.genre_vocabulary()
+    genre_index = {g: j for j, g in enumerate(genres)}
+    item_genres = [[genre_index[g] for g in gs] for gs in dataset.items["genres"]]
+    per_item = np.array([len(g) for g in item_genres])
+    rows = np.repeat(np.arange(len(frame)), per_item[items])
+    genre_of_row = np.concatenate([item_genres[i] for i in items]) if len(rows) else np.array([], np.int64)
+    user_of_row = users[rows]
+    n_genres = max(1, len(genres))
+    flat = user_of_row * n_genres + genre_of_row
+    mass = np.bincount(flat, 1.0 / per_item[items][rows], minlength=n_users * n_genres).reshape(n_users, n_genres)
+    share = mass / np.maximum(mass.sum(1, keepdims=True), 1e-12)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        entropy = -np.where(share > 0, share * np.log(share), 0.0).sum(1)
+    diversity = entropy / np.log(n_genres) if n_genres > 1 else np.zeros(n_users)
+    count_ug = np.bincount(flat, minlength=n_users * n_genres).reshape(n_users, n_genres)
+    deviation = np.bincount(flat, (ratings - user_mean[users])[rows], minlength=n_users * n_genres).reshape(n_users, n_genres)
+    affinity = deviation / (count_ug + 2.0)
+
+    enough = activity >= config.min_history
+    reference = enough if enough.any() else np.ones(n_users, bool)
+    activity_tier = _tiers(activity, activity[reference])
+    conformity_tier = 2 - _tiers(gap, gap[reference])
+    diversity_tier = _tiers(diversity, diversity[reference])
+
+    titles = dataset.items["title"].to_numpy()
+    histories = _histories_with_ratings(users, items, ratings, n_users)
+    user_rows = dataset.users
+    profiles = []
+    for u in range(n_users):
+        order = np.argsort(-affinity[u], kind="stable")
+        liked = [genres[g] for g in order[: config.n_genres] if affinity[u, g] > 0]
+        disliked = [genres[g] for g in order[::-1][: config.n_genres] if affinity[u, g] < 0]
+        hist_items, hist_ratings = histories[u]
+        recent_first = np.arange(len(hist_items))[::-1]
+        liked_titles = [titles[hist_items[k]] for k in recent_first if hist_ratings[k] >= config.liked_rating][: config.n_titles]
+        disliked_titles = [titles[hist_items[k]] for k in recent_first if hist_ratings[k] <= config.disliked_rating][: config.n_titles]
+        row = user_rows.iloc[u]
+        demographics = {k: _plain(row[k]) for k in ("age", "gender", "occupation") if k in user_rows}
+        profiles.append(
+            UserProfile(
+                user=u,
+                raw_id=str(row["raw_id"]),
+                activity=int(activity[u]),
+                activity_tier=TIERS[activity_tier[u]],
+                conformity_gap=float(gap[u]),
+                conformity_tier=TIERS[conformity_tier[u]],
+                diversity=float(diversity[u]),
+                diversity_tier=TIERS[diversity_tier[u]],
+                mean_rating=float(user_mean[u]),
+                liked_genres=liked,
+                disliked_genres=disliked,
+                liked_titles=liked_titles,
+                disliked_titles=disliked_titles,
+                demographics=demographics,
+                thin=bool(activity[u] < config.min_history),
+            )
+        )
+    return profiles
+
+
+def _histories_with_ratings(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int):
+    order = np.argsort(users, kind="stable")  # interactions are in time order; stable keeps it per user
+    bounds = np.searchsorted(users[order], np.arange(n_users + 1))
+    return [(items[order[a:b]], ratings[order[a:b]]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _plain(value: Any) -> Any:
+    """A demographic cell as a JSON-friendly value (missing -> None)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def save_profiles(profiles: list[UserProfile], path: str | Path) -> None:
+    """Write profiles as JSON (one object per user), LLM parts included."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps([asdict(p) for p in profiles], indent=1))
+
+
+def load_profiles(path: str | Path) -> list[UserProfile]:
+    """Read what `save_profiles` wrote."""
+    return [UserProfile(**record) for record in json.loads(Path(path).read_text())]

@@ -1,0 +1,65 @@
+"""Profiles: each trait against its formula on a hand-made history, and on the real ml-100k."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from recarena.agents.profile import ProfileConfig, build_profiles, load_profiles, save_profiles
+from recarena.simulator.data import Dataset
+
+
+def tiny() -> Dataset:
+    items = pd.DataFrame(
+        {
+            "raw_id": ["a", "b", "c", "d"],
+            "title": ["Alien", "Aliens", "Titanic", "Heat"],
+            "genres": [["Sci-Fi"], ["Sci-Fi", "Action"], ["Romance"], ["Action"]],
+        }
+    )
+    interactions = pd.DataFrame(
+        {
+            "user": ["fan", "fan", "fan", "crowd", "crowd", "crowd", "new"],
+            "item": ["a", "b", "c", "a", "c", "d", "d"],
+            "rating": [5, 5, 1, 3, 3, 4, 2],
+            "timestamp": [1, 2, 3, 4, 5, 6, 7],
+        }
+    )
+    return Dataset.from_frames("tiny", interactions, items)
+
+
+def test_traits_follow_their_formulas():
+    data = tiny()
+    profiles = {p.raw_id: p for p in build_profiles(data, ProfileConfig(min_history=2))}
+    fan = profiles["fan"]
+    assert fan.activity == 3
+    # item means: a=(5+3)/2=4, b=5, c=(1+3)/2=2 -> gaps |5-4|, |5-5|, |1-2| -> mean 2/3
+    assert fan.conformity_gap == pytest.approx(2 / 3)
+    # genre mass: Sci-Fi 1 + 0.5, Action 0.5, Romance 1 -> shares 0.5, 1/6, 1/3 over G=3 genres
+    shares = [0.5, 1 / 6, 1 / 3]
+    assert fan.diversity == pytest.approx(-sum(s * math.log(s) for s in shares) / math.log(3))
+    assert fan.liked_genres[0] == "Sci-Fi" and fan.disliked_genres == ["Romance"]
+    assert fan.liked_titles == ["Aliens", "Alien"] and fan.disliked_titles == ["Titanic"]
+    assert profiles["new"].thin and not fan.thin
+
+
+def test_conformity_tier_is_high_for_users_who_rate_like_the_crowd(ml100k):
+    profiles = build_profiles(ml100k)
+    by_tier = {t: [p.conformity_gap for p in profiles if p.conformity_tier == t] for t in ("low", "high")}
+    assert max(by_tier["high"]) <= min(by_tier["low"])
+    assert {p.activity_tier for p in profiles} == {"low", "medium", "high"}
+
+
+def test_a_sci_fi_lover_profile_says_so(ml100k):
+    profiles = build_profiles(ml100k)
+    sci_fi_first = [p for p in profiles if p.liked_genres[:1] == ["Sci-Fi"]]
+    assert sci_fi_first, "some ml-100k user must love sci-fi most"
+    assert "You like Sci-Fi" in sci_fi_first[0].describe()
+
+
+def test_profiles_round_trip_through_json(tmp_path, ml100k):
+    profiles = build_profiles(ml100k)[:20]
+    save_profiles(profiles, tmp_path / "profiles.json")
+    assert load_profiles(tmp_path / "profiles.json") == profiles
