@@ -121,7 +121,11 @@ class SQLiteCache:
 
     def get(self, key: str) -> Any | None:
         """The stored value (None-encoded infinities restored by the caller) or None; counts hit/miss."""
-        row = self._conn.execute("SELECT value FROM answers WHERE key=?", (key,)).fetchone()
+        try:
+            row = self._conn.execute("SELECT value FROM answers WHERE key=?", (key,)).fetchone()
+        except sqlite3.DatabaseError as exc:  # damaged while open: answer from the model instead
+            log.warning("LLM cache %s unreadable (%s); treating as a miss", self.path, exc)
+            row = None
         with self._count_lock:
             if row is None:
                 self.misses += 1
@@ -131,9 +135,12 @@ class SQLiteCache:
 
     def put(self, key: str, kind: str, value: Any) -> None:
         """Store a validated answer; the last writer of the same key wins (answers are equal)."""
-        self._conn.execute(
-            "INSERT OR REPLACE INTO answers (key, kind, value) VALUES (?, ?, ?)", (key, kind, _encode(value))
-        )
+        try:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO answers (key, kind, value) VALUES (?, ?, ?)", (key, kind, _encode(value))
+            )
+        except sqlite3.DatabaseError as exc:  # a lost write costs one model call on the next run
+            log.warning("LLM cache %s not writable (%s); answer not cached", self.path, exc)
 
     def __len__(self) -> int:
         return self._conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0]

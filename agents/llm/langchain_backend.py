@@ -1,8 +1,9 @@
 """Any LangChain ``BaseChatModel`` the user passes in.
 
-Schemas go through ``with_structured_output`` (the model's default method, then ``json_mode`` with
-the schema in the prompt, then the schema in the prompt alone, remembering the first the model
-accepts); the layer validates and repairs the text either way. ``score`` binds
+Schemas go through ``with_structured_output`` (the model's default method; then llama.cpp's
+``json_object`` + ``schema`` extension bound as ``response_format``; then ``json_mode``; then the
+schema in the prompt alone; the last three also put the schema in the prompt; the first method the
+model accepts is remembered); the layer validates and repairs the text either way. ``score`` binds
 ``logprobs``/``top_logprobs`` (honoured by ChatOpenAI and other OpenAI-style models) and reads them
 from the response metadata; models without them fall back to constrained generation.
 
@@ -18,11 +19,12 @@ import threading
 from typing import Any
 
 from .protocol import Backend, ChatRequest, LLMError, RawCompletion, RawScore, ScoreRequest, ScoringUnsupported
-from .retry import is_transient
+from .retry import is_refusal, is_transient
 from .schema import with_schema_instruction
 from .scoring import options_from_top_tokens
 
-_METHODS_IN_ORDER = ("default", "json_mode", "prompt")
+_METHODS_IN_ORDER = ("default", "json_object_schema", "json_mode", "prompt")
+_FEATURE_WORDS = ("response_format", "json_schema", "tool", "function", "not supported", "unsupported")
 _SECRET_HINTS = ("key", "token", "secret", "password", "auth")
 
 
@@ -90,7 +92,7 @@ class LangChainBackend(Backend):
             try:
                 result = self._structured(request, method)
             except Exception as exc:  # noqa: BLE001 - anything but a transient fault means "not supported"
-                if method == "prompt" or is_transient(exc):
+                if method == "prompt" or (is_transient(exc) and not is_refusal(exc, _FEATURE_WORDS)):
                     raise
                 continue
             with self._lock:
@@ -101,6 +103,10 @@ class LangChainBackend(Backend):
     def _structured(self, request: ChatRequest, method: str) -> RawCompletion:
         if method == "prompt":
             message = self._model.invoke(self._messages(with_schema_instruction(request.messages, request.json_schema)))
+            return RawCompletion(_text(message), *_usage(message))
+        if method == "json_object_schema":
+            bound = self._model.bind(response_format={"type": "json_object", "schema": request.json_schema})
+            message = bound.invoke(self._messages(with_schema_instruction(request.messages, request.json_schema)))
             return RawCompletion(_text(message), *_usage(message))
         messages = request.messages
         kwargs: dict[str, Any] = {"include_raw": True}
@@ -128,7 +134,7 @@ class LangChainBackend(Backend):
             bound = self._model.bind(logprobs=True, top_logprobs=self.top_logprobs, max_tokens=1)
             message = bound.invoke(self._messages(request.messages))
         except Exception as exc:  # noqa: BLE001
-            if is_transient(exc):
+            if is_transient(exc) and not is_refusal(exc, ("logprobs", "not supported", "unsupported")):
                 raise
             raise ScoringUnsupported(f"{type(self._model).__name__} refused logprobs: {exc}") from None
         content = ((getattr(message, "response_metadata", None) or {}).get("logprobs") or {}).get("content")

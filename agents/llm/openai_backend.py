@@ -16,6 +16,7 @@ import threading
 from typing import Any, Literal
 
 from .protocol import Backend, ChatRequest, LLMError, RawCompletion, RawScore, ScoreRequest, ScoringUnsupported
+from .retry import is_refusal
 from .schema import with_schema_instruction
 from .scoring import options_from_top_tokens
 
@@ -26,11 +27,11 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 NO_KEY = "sk-no-key-required"
 
 
-def _rejected(exc: BaseException) -> bool:
-    """The server refused the request's shape (400/404/422), as opposed to failing transiently."""
-    import openai
+_FEATURE_WORDS = ("response_format", "json_schema", "logprobs", "not supported", "unsupported")
 
-    return isinstance(exc, openai.APIStatusError) and exc.status_code in (400, 404, 415, 422)
+
+def _rejected(exc: BaseException) -> bool:
+    return is_refusal(exc, _FEATURE_WORDS)
 
 
 class OpenAIBackend(Backend):

@@ -67,6 +67,21 @@ def is_transient(exc: BaseException) -> bool:
     return type(exc).__name__ == "JSONDecodeError"
 
 
+def is_refusal(exc: BaseException, feature_words: tuple[str, ...] = ()) -> bool:
+    """The server refused the request's shape (an unsupported feature), as opposed to a passing fault.
+
+    HTTP 400/404/415/422 always count; a 5xx counts only when its message names one of
+    ``feature_words`` (llama.cpp's server answers an unknown ``response_format`` with a 500).
+    """
+    status = getattr(exc, "status_code", None)
+    if status in (400, 404, 415, 422):
+        return True
+    if isinstance(status, int) and status >= 500 and feature_words:
+        text = str(exc).lower()
+        return any(word in text for word in feature_words)
+    return False
+
+
 class Deadline:
     """Runs calls on worker threads and stops waiting for them after ``timeout_s``.
 

@@ -1,0 +1,158 @@
+"""Fidelity: do simulated users behave like the real users they stand in for?
+
+Two checks against held-out real behaviour (the test part of a `Split`; the
+users must have been built from its training part only):
+
+* **Taste discrimination** (as in Agent4Rec): for each held-out user, the items
+  they rated >= `liked_rating` in the held-out part are mixed with items they never
+  interacted with at all, at 1:1, 1:3 and 1:9. The simulated user decides to watch
+  or not (drawn from its `watch_probabilities`, seeded); we report accuracy,
+  precision, recall, F1 and the threshold-free AUC of its probabilities.
+* **Rating alignment**: for each held-out rating, the simulated user's expected
+  rating (RMSE, MAE) and a drawn rating (the Wasserstein-1 distance between the
+  simulated and the real rating distributions).
+
+Baselines measured in the same run, on the same pages: a random user that says
+yes as often as the simulated one (and its expected F1), a popularity user that
+says yes to the same number of items on each page, choosing the most popular in
+training; for ratings, the global and per-item mean ratings of training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from recarena.simulator.data.splits import Split
+
+from .contract import SimulatedUser
+
+
+@dataclass(frozen=True)
+class FidelityConfig:
+    """What the fidelity checks sample."""
+
+    ratios: tuple[int, ...] = (1, 3, 9)
+    """Negatives per liked item on the discrimination pages."""
+    liked_rating: float = 4.0
+    """Held-out ratings at or above this make an item a positive."""
+    max_users: int | None = 200
+    """Held-out users checked (sampled under `seed`); None for all."""
+    max_positives: int = 10
+    """Liked items per user on a page, at most."""
+    max_ratings: int = 20
+    """Held-out ratings per user used for rating alignment, at most."""
+    seed: int = 0
+    """Seed for the user sample, the negatives and the decisions."""
+    progress: bool = True
+    """Show a progress bar."""
+
+
+def _classification(truth: np.ndarray, said_yes: np.ndarray) -> dict[str, float]:
+    tp = float(np.sum(truth & said_yes))
+    precision = tp / max(1.0, float(said_yes.sum()))
+    recall = tp / max(1.0, float(truth.sum()))
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"accuracy": float(np.mean(truth == said_yes)), "precision": precision, "recall": recall, "f1": f1}
+
+
+def _auc(truth: np.ndarray, scores: np.ndarray) -> float:
+    order = np.argsort(scores, kind="stable")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    # Average ranks over ties, so equal scores count one half.
+    for value in np.unique(scores):
+        tied = scores == value
+        if tied.sum() > 1:
+            ranks[tied] = ranks[tied].mean()
+    n_pos, n_neg = truth.sum(), (~truth).sum()
+    return float((ranks[truth].sum() - n_pos * (n_pos + 1) / 2) / max(1, n_pos * n_neg))
+
+
+def _wasserstein_levels(a: np.ndarray, b: np.ndarray) -> float:
+    """W1 between two samples of ratings on the 1..5 scale."""
+    levels = np.arange(1, 6)
+    cdf_a = np.array([(a <= k).mean() for k in levels])
+    cdf_b = np.array([(b <= k).mean() for k in levels])
+    return float(np.abs(cdf_a - cdf_b)[:-1].sum())
+
+
+def fidelity_report(make_user: Callable[[int], SimulatedUser], split: Split, config: FidelityConfig = FidelityConfig()) -> dict:
+    """Run both checks for the users `make_user(user_id)` builds; return figures and baselines."""
+    rng = np.random.default_rng(config.seed)
+    data = split.dataset
+    test = split.test
+    liked = test[test["rating"] >= config.liked_rating]
+    candidates = np.unique(liked["user"].to_numpy())
+    if config.max_users is not None and len(candidates) > config.max_users:
+        candidates = np.sort(rng.choice(candidates, config.max_users, replace=False))
+    everything = data.interactions.groupby("user")["item"].apply(lambda s: set(s.tolist())).to_dict()
+    popularity = np.bincount(split.train["item"].to_numpy(), minlength=data.n_items).astype(float)
+    train_ratings = split.train["rating"].to_numpy()
+    item_sum = np.bincount(split.train["item"].to_numpy(), split.train["rating"].to_numpy(), minlength=data.n_items)
+    item_mean = np.where(popularity > 0, item_sum / np.maximum(popularity, 1), train_ratings.mean())
+
+    pages: dict[int, dict[str, list]] = {m: {"truth": [], "prob": [], "yes": [], "pop_yes": [], "pop_score": [], "random_yes": []} for m in config.ratios}
+    real_ratings, expected, drawn, global_pred, item_pred = [], [], [], [], []
+    liked_by_user = liked.groupby("user")["item"].apply(lambda s: s.to_numpy()).to_dict()
+    rated_by_user = test.groupby("user")[["item", "rating"]].apply(lambda f: (f["item"].to_numpy(), f["rating"].to_numpy())).to_dict()
+    for user_id in tqdm(candidates.tolist(), desc="fidelity", disable=not config.progress):
+        user = make_user(int(user_id))
+        positives = liked_by_user[user_id][: config.max_positives]
+        seen = everything.get(user_id, set())
+        for m in config.ratios:
+            negatives = _unseen(rng, data.n_items, seen, m * len(positives))
+            items = np.concatenate([positives, negatives])
+            truth = np.arange(len(items)) < len(positives)
+            probability = np.asarray(user.watch_probabilities(items.tolist()), dtype=float)
+            said_yes = rng.random(len(items)) < probability
+            k = int(said_yes.sum())
+            pop_yes = np.zeros(len(items), bool)
+            pop_yes[np.argsort(-popularity[items], kind="stable")[:k]] = True
+            record = pages[m]
+            record["truth"].append(truth)
+            record["prob"].append(probability)
+            record["yes"].append(said_yes)
+            record["pop_yes"].append(pop_yes)
+            record["pop_score"].append(popularity[items])
+            record["random_yes"].append(rng.random(len(items)) < (k / len(items)))
+        items, ratings = rated_by_user[user_id]
+        items, ratings = items[: config.max_ratings], ratings[: config.max_ratings]
+        levels = np.asarray(user.rating_probabilities(items.tolist()), dtype=float)
+        expected.append(levels @ np.arange(1, 6))
+        drawn.append(1 + (rng.random((len(items), 1)) > np.cumsum(levels, 1)[:, :-1]).sum(1))
+        real_ratings.append(ratings)
+        global_pred.append(np.full(len(items), train_ratings.mean()))
+        item_pred.append(item_mean[items])
+
+    discrimination = {}
+    for m, record in pages.items():
+        truth = np.concatenate(record["truth"])
+        yes = np.concatenate(record["yes"])
+        discrimination[f"1:{m}"] = {
+            "simulated": {**_classification(truth, yes), "auc": _auc(truth, np.concatenate(record["prob"])), "yes_rate": float(yes.mean())},
+            "random_same_rate": _classification(truth, np.concatenate(record["random_yes"])),
+            "popularity_same_count": {**_classification(truth, np.concatenate(record["pop_yes"])), "auc": _auc(truth, np.concatenate(record["pop_score"]))},
+            "items": int(len(truth)),
+        }
+    real = np.concatenate(real_ratings)
+    errors = {
+        name: {"rmse": float(np.sqrt(np.mean((np.concatenate(pred) - real) ** 2))), "mae": float(np.mean(np.abs(np.concatenate(pred) - real)))}
+        for name, pred in (("simulated", expected), ("global_mean", global_pred), ("item_mean", item_pred))
+    }
+    simulated_drawn = np.concatenate(drawn)
+    rating = {
+        **errors,
+        "wasserstein_simulated_vs_real": _wasserstein_levels(simulated_drawn, real),
+        "wasserstein_train_vs_real": _wasserstein_levels(np.clip(np.round(train_ratings), 1, 5), real),
+        "ratings": int(len(real)),
+    }
+    return {"users": int(len(candidates)), "discrimination": discrimination, "rating": rating}
+
+
+def _unseen(rng: np.random.Generator, n_items: int, seen: set[int], n: int) -> np.ndarray:
+    pool = np.setdiff1d(np.arange(n_items), np.fromiter(seen, dtype=np.int64, count=len(seen)), assume_unique=False)
+    return rng.choice(pool, size=min(n, len(pool)), replace=False)

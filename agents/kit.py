@@ -1,0 +1,49 @@
+"""`UserKit`: everything fitted once per dataset from which users of any kind are made.
+
+Build it from the history the users may know (for fidelity checks, a split's
+training part; for simulation, the full real history)::
+
+    kit = build_user_kit(split.train_dataset(), seed=0)
+    user = kit.statistical_user(42, np.random.default_rng(0))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from recarena.simulator.data import Dataset
+
+from .preferences import PreferenceConfig, PreferenceModel, fit_preferences
+from .profile import ProfileConfig, UserProfile, build_profiles
+from .statistical import BehaviourConfig, StatisticalBehaviour, StatisticalUser, activity_tier_array
+
+
+@dataclass
+class UserKit:
+    """Profiles, the preference model and the statistical rules for one dataset."""
+
+    history: Dataset
+    profiles: list[UserProfile]
+    preferences: PreferenceModel
+    behaviour: StatisticalBehaviour
+
+    def statistical_user(self, user: int, rng: np.random.Generator) -> StatisticalUser:
+        return StatisticalUser(self.profiles[user], self.behaviour, rng, self.history.items["genres"].tolist())
+
+
+def build_user_kit(
+    history: Dataset,
+    *,
+    seed: int = 0,
+    profile_config: ProfileConfig = ProfileConfig(),
+    preference_config: PreferenceConfig | None = None,
+    behaviour_config: BehaviourConfig = BehaviourConfig(),
+) -> UserKit:
+    """Compute profiles and fit the preference model on `history` (seconds for ml-100k)."""
+    preference_config = preference_config or PreferenceConfig(seed=seed)
+    profiles = build_profiles(history, profile_config)
+    preferences = fit_preferences(history, preference_config)
+    behaviour = StatisticalBehaviour(preferences, activity_tier_array(profiles), behaviour_config)
+    return UserKit(history, profiles, preferences, behaviour)

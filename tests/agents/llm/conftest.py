@@ -1,0 +1,264 @@
+"""Fixtures of the LLM-layer tests: a scripted fake backend for the logic, the real SmolLM2 file,
+and a real ``python -m llama_cpp.server`` on 127.0.0.1 (session-scoped, reused by every test)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from recarena.agents.llm import Backend, ChatRequest, RawCompletion, RawScore, ScoreRequest
+
+API_KEY = "sk-recarena-test-7f3a9c2e5b1d"  # the secret the secrets test greps for
+
+needs_llama = pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None,
+    reason="llama-cpp-python is not installed (pip install 'recarena[llm]')",
+)
+
+
+class ScriptedBackend(Backend):
+    """A fake backend answering from scripts, for unit tests of the layer's logic.
+
+    ``answers``: callables or values consumed in order per call (an Exception instance is raised);
+    when exhausted, ``default`` is used. ``score`` likewise with ``scores``.
+    """
+
+    name = "scripted"
+
+    def __init__(self, answers=(), default="ok", scores=(), default_score=None, delay_s=0.0, max_concurrency=4):
+        self.answers = list(answers)
+        self.default = default
+        self.scores = list(scores)
+        self.default_score = default_score
+        self.delay_s = delay_s
+        self.max_concurrency = max_concurrency
+        self.requests: list = []
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self._lock = threading.Lock()
+
+    def identity(self) -> dict[str, str]:
+        return {"backend": self.name, "model": "scripted-1"}
+
+    def _next(self, queue, default, request):
+        with self._lock:
+            self.requests.append(request)
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            item = queue.pop(0) if queue else default
+        try:
+            if self.delay_s:
+                time.sleep(self.delay_s)
+            if callable(item) and not isinstance(item, type):
+                item = item(request)
+            if isinstance(item, BaseException):
+                raise item
+            return item
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def complete(self, request: ChatRequest, timeout_s: float) -> RawCompletion:
+        text = self._next(self.answers, self.default, request)
+        return RawCompletion(text, prompt_tokens=10, completion_tokens=5)
+
+    def score_options(self, request: ScoreRequest, timeout_s: float) -> RawScore:
+        item = self._next(self.scores, self.default_score, request)
+        if item is None:
+            item = {o: -1.0 - i for i, o in enumerate(request.options)}
+        return RawScore(dict(item), "logprobs", prompt_tokens=7, completion_tokens=1)
+
+
+@pytest.fixture
+def scripted() -> type[ScriptedBackend]:
+    return ScriptedBackend
+
+
+@pytest.fixture(scope="session")
+def gguf_path() -> Path:
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llama-cpp-python is not installed (pip install 'recarena[llm]')")
+    from recarena.agents.llm.embedded import smollm2_gguf_path
+
+    return smollm2_gguf_path()
+
+
+@pytest.fixture(scope="session")
+def embedded_backend(gguf_path):
+    from recarena.agents.llm.embedded import EmbeddedBackend
+
+    backend = EmbeddedBackend(gguf_path, n_threads=1, seed=0)
+    yield backend
+    backend.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LlamaServer:
+    """A real llama.cpp OpenAI-compatible server in a subprocess, with kill and restart."""
+
+    def __init__(self, model: Path, log_dir: Path, api_key: str | None = API_KEY, port: int | None = None):
+        self.model, self.log_dir, self.api_key = model, log_dir, api_key
+        self.port = port or free_port()
+        self.process: subprocess.Popen | None = None
+        self.starts = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        self.starts += 1
+        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--host", "127.0.0.1",
+                   "--port", str(self.port), "--n_ctx", "2048", "--n_threads", "1", "--seed", "0"]
+        if self.api_key:
+            command += ["--api_key", self.api_key]
+        # Passive OpenMP waits: spinning threads crawl when the 2 cores are shared with the tests.
+        env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+        log = open(self.log_dir / f"llama_server_{self.port}_{self.starts}.log", "w")
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"llama_cpp.server exited with {self.process.returncode}; see {log.name}")
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v1/models", timeout=1)
+                return
+            except urllib.error.HTTPError:  # 401 without a key: it is up
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"llama_cpp.server did not come up on port {self.port} in {timeout_s} s")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture(scope="session")
+def llama_server(gguf_path, tmp_path_factory) -> Iterator[LlamaServer]:
+    server = LlamaServer(gguf_path, tmp_path_factory.mktemp("llama_server"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server_factory(gguf_path, tmp_path) -> Iterator[Callable[..., LlamaServer]]:
+    """Start extra servers for destructive tests; all are stopped afterwards."""
+    started: list[LlamaServer] = []
+
+    def make(**kwargs) -> LlamaServer:
+        server = LlamaServer(gguf_path, tmp_path, **kwargs)
+        server.start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+class FaultProxy:
+    """An HTTP proxy on 127.0.0.1 that injects real faults from a plan, then forwards.
+
+    Plan items, one per incoming request: "pass", "500", "malformed" (200 with a broken JSON
+    body), or ("delay", seconds) (hold the connection, then drop it without answering).
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        import http.client
+        import http.server
+
+        proxy = self
+        self.upstream_port = upstream_port
+        self.plan: list = []
+        self.served: list[str] = []
+        self._lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:  # keep test output quiet
+                pass
+
+            def _reply(self, status: int, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with proxy._lock:
+                    action = proxy.plan.pop(0) if proxy.plan else "pass"
+                    proxy.served.append(action if isinstance(action, str) else action[0])
+                if action == "500":
+                    return self._reply(500, b'{"error": {"message": "injected server error"}}')
+                if action == "malformed":
+                    return self._reply(200, b'{"id": "chatcmpl-1", "choices": [{"message": {"content": ')
+                if isinstance(action, tuple) and action[0] == "delay":
+                    time.sleep(action[1])
+                    self.close_connection = True
+                    return
+                upstream = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=120)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                upstream.request("POST", self.path, body=body, headers=headers)
+                response = upstream.getresponse()
+                self._reply(response.status, response.read())
+                upstream.close()
+
+            do_GET = do_POST
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def fault_proxy(llama_server) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(llama_server.port)
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture(scope="session")
+def api_key() -> str:
+    """The key the session server demands; the secrets test greps every artefact for it."""
+    return API_KEY
