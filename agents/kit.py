@@ -10,11 +10,13 @@ training part; for simulation, the full real history)::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from recarena.simulator.data import Dataset
 
+from .language_user import LLM_ONLY, Blend, LanguageUser
 from .preferences import PreferenceConfig, PreferenceModel, fit_preferences
 from .profile import ProfileConfig, UserProfile, build_profiles
 from .statistical import BehaviourConfig, StatisticalBehaviour, StatisticalUser, activity_tier_array
@@ -31,6 +33,18 @@ class UserKit:
 
     def statistical_user(self, user: int, rng: np.random.Generator) -> StatisticalUser:
         return StatisticalUser(self.profiles[user], self.behaviour, rng, self.history.items["genres"].tolist())
+
+    def llm_user(self, user: int, rng: np.random.Generator, llm: Any, memory: Any = None) -> LanguageUser:
+        """A user whose every decision is the LLM's (see `language_user.py`)."""
+        return self._language_user(user, rng, llm, LLM_ONLY, memory)
+
+    def hybrid_user(self, user: int, rng: np.random.Generator, llm: Any, blend: Blend, memory: Any = None) -> LanguageUser:
+        """A user pooling the LLM and the preference model with a calibrated `blend` (see `calibration.py`)."""
+        return self._language_user(user, rng, llm, blend, memory)
+
+    def _language_user(self, user, rng, llm, blend, memory) -> LanguageUser:
+        items = self.history.items
+        return LanguageUser(self.profiles[user], self.behaviour, rng, items["text"].tolist(), llm, blend, memory, items["genres"].tolist())
 
 
 def build_user_kit(

@@ -57,7 +57,7 @@ class BehaviourConfig:
     """The watch rate that counts as neutral."""
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
@@ -105,16 +105,28 @@ class StatisticalBehaviour:
         """
         users, items, pages = np.asarray(users), np.asarray(items), np.asarray(pages)
         logits = self.watch_logits(users, items, pages) if watch_logits is None else watch_logits
-        probability = _sigmoid(logits)
+        watched, probability = self.draw_watches(rng, logits, already_had)
+        levels = self.preferences.rating_probabilities(users, items) if rating_probabilities is None else rating_probabilities
+        ratings = np.where(watched, self.draw_ratings(rng, levels), 0)
+        leave = self.draw_leave(rng, users, pages, watched, ratings)
+        return PageOutcome(watched=watched, ratings=ratings, leave=leave, watch_probability=probability)
+
+    # The three draws, in the order every user kind makes them (so snapshots replay exactly).
+    @staticmethod
+    def draw_watches(rng: np.random.Generator, logits: np.ndarray, already_had: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        probability = sigmoid(logits)
         if already_had is not None:
             probability = np.where(already_had, 0.0, probability)
-        watched = rng.random(items.shape) < probability
-        levels = self.preferences.rating_probabilities(users, items) if rating_probabilities is None else rating_probabilities
-        draws = rng.random(items.shape)[..., None]
-        ratings = 1 + (draws > np.cumsum(levels, axis=-1)[..., :-1]).sum(-1)
-        ratings = np.where(watched, ratings, 0)
-        leave = rng.random(len(users)) < self.leave_probability(users, pages, watched, ratings)
-        return PageOutcome(watched=watched, ratings=ratings, leave=leave, watch_probability=probability)
+        return rng.random(logits.shape) < probability, probability
+
+    @staticmethod
+    def draw_ratings(rng: np.random.Generator, levels: np.ndarray) -> np.ndarray:
+        """A rating 1..5 per row of `levels` (P(1..5) in the last axis)."""
+        draws = rng.random(levels.shape[:-1])[..., None]
+        return 1 + (draws > np.cumsum(levels, axis=-1)[..., :-1]).sum(-1)
+
+    def draw_leave(self, rng: np.random.Generator, users: np.ndarray, pages: np.ndarray, watched: np.ndarray, ratings: np.ndarray) -> np.ndarray:
+        return rng.random(len(users)) < self.leave_probability(users, pages, watched, ratings)
 
     def leave_probability(self, users: np.ndarray, pages: np.ndarray, watched: np.ndarray, ratings: np.ndarray) -> np.ndarray:
         c = self.config
@@ -126,14 +138,14 @@ class StatisticalBehaviour:
             - c.leave_per_watch * n_watched
             - c.leave_per_rating * (mean_rating - 3.0)
         )
-        return _sigmoid(logit)
+        return sigmoid(logit)
 
     def satisfaction(self, n_shown: int, ratings: Sequence[int]) -> int:
         c = self.config
         mean_rating = float(np.mean(ratings)) if len(ratings) else 2.0
         watch_rate = len(ratings) / n_shown if n_shown else 0.0
         score = c.satisfaction_rating * (mean_rating - 3.0) + c.satisfaction_watch * (watch_rate - c.satisfaction_watch_centre)
-        return int(np.clip(round(1 + 9 * float(_sigmoid(np.array(score)))), 1, 10))
+        return int(np.clip(round(1 + 9 * float(sigmoid(np.array(score)))), 1, 10))
 
 
 def activity_tier_array(profiles: Sequence[UserProfile]) -> np.ndarray:
@@ -179,7 +191,7 @@ class StatisticalUser(SimulatedUser):
         logits = self.behaviour.watch_logits(np.array([self.profile.user]), items_arr, np.zeros(1))[0]
         # Judged alone at the top of a page: no position effect beyond the first slot.
         logits = logits + self.behaviour.config.position_decay * np.log1p(np.arange(len(items)))
-        return _sigmoid(logits)
+        return sigmoid(logits)
 
     def rating_probabilities(self, items: Sequence[int]) -> np.ndarray:
         return self.behaviour.preferences.rating_probabilities(np.full(len(items), self.profile.user), np.asarray(items, dtype=np.int64))

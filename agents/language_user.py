@@ -1,0 +1,219 @@
+"""LLM users and hybrid users: decisions by the LLM's likelihoods, pooled with the preference model.
+
+Every decision is a `score` call (one forward pass, no parsing): P(Yes) to watch
+each item, P(1..5) for a watched item's rating, P(Yes) to see the next page,
+P(1..10) for the interview's satisfaction. Free text is asked only for reasons,
+feelings and the interview, and only when the session asks for text.
+
+The two kinds differ only in their `Blend` (log-linear pooling of two experts):
+
+* watch logit = ``a * llm_logit + b * preference_logit + c`` (the preference logit
+  includes the statistical user's position and fatigue effects);
+* log P(rating = k) = ``a_r * log P_llm(k) + b_r * log P_preference(k) + c_k`` (renormalised).
+
+The **LLM user** is ``a=1, b=0, c=0`` (the LLM alone, also for leaving and
+satisfaction). The **hybrid user** uses weights fitted by maximum likelihood on
+held-out real interactions (`calibration.py`) and the statistical rules for
+leaving and satisfaction. An LLM answer that is unusable falls back to the
+statistical decision for that item, and is counted on the page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from .contract import Interview, PageReaction
+from .prompts import template
+from .statistical import StatisticalUser, sigmoid
+
+YES_NO = ("Yes", "No")
+STARS = ("1", "2", "3", "4", "5")
+TEN = tuple(str(k) for k in range(1, 11))
+
+
+@dataclass(frozen=True)
+class Blend:
+    """Weights of the log-linear pool of the LLM and the preference model (see module docstring)."""
+
+    watch_llm: float = 1.0
+    watch_preference: float = 0.0
+    watch_bias: float = 0.0
+    rating_llm: float = 1.0
+    rating_preference: float = 0.0
+    rating_bias: tuple[float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 0.0)
+    llm_decides_leaving: bool = True
+    """The LLM user asks the LLM whether to go on; the hybrid user uses the statistical rule."""
+    fitted_on: dict[str, Any] = field(default_factory=dict)
+    """How the weights were fitted (users, interactions, log-likelihoods), for reports."""
+
+
+LLM_ONLY = Blend()
+
+
+class InterviewAnswer(BaseModel):
+    liked: str = Field(max_length=300, description="What the viewer liked about the recommendations")
+    missed: str = Field(max_length=300, description="What the viewer missed")
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p) - np.log1p(-p)
+
+
+class LanguageUser(StatisticalUser):
+    """A user that asks the LLM (see the module docstring); `blend` makes it an LLM or a hybrid user."""
+
+    def __init__(self, profile, behaviour, rng, item_texts: Sequence[str], llm: Any, blend: Blend = LLM_ONLY, memory: Any = None, item_genres=None):
+        super().__init__(profile, behaviour, rng, item_genres)
+        self.item_texts = item_texts
+        self.llm = llm
+        self.blend = blend
+        self.memory = memory
+        self.fallbacks = 0
+
+    # ------------------------------------------------------------------ prompts
+    def _system(self, query: str) -> dict[str, str]:
+        memories = ""
+        if self.memory is not None:
+            recalled = self.memory.retrieve(query)
+            memories = "What you remember:\n" + "\n".join(f"- {m}" for m in recalled) if recalled else ""
+        return {"role": "system", "content": template("system").render(profile=self.profile.describe(), memories=memories)}
+
+    def _ask(self, system: dict[str, str], name: str, **fields: object) -> list[dict[str, str]]:
+        return [system, {"role": "user", "content": template(name).render(**fields)}]
+
+    # ------------------------------------------------------------------ judgements (pure)
+    def _llm_watch(self, items: Sequence[int], page: int) -> tuple[np.ndarray, np.ndarray]:
+        """P(Yes) per item from the LLM, and which answers were usable."""
+        system = self._system("; ".join(self.item_texts[i] for i in items))
+        requests = [self._ask(system, "watch", page=page + 1, position=k + 1, item=self.item_texts[i]) for k, i in enumerate(items)]
+        replies = self.llm.score_many(requests, YES_NO, component="users.watch")
+        ok = np.array([r.ok for r in replies], dtype=bool)
+        p_yes = np.array([r.probabilities.get("Yes", 0.5) if r.ok else 0.5 for r in replies])
+        return p_yes, ok
+
+    def _llm_ratings(self, items: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        system = self._system("; ".join(self.item_texts[i] for i in items))
+        replies = self.llm.score_many([self._ask(system, "rate", item=self.item_texts[i]) for i in items], STARS, component="users.rate")
+        ok = np.array([r.ok for r in replies], dtype=bool)
+        levels = np.array([[r.probabilities.get(s, 0.2) for s in STARS] if r.ok else [0.2] * 5 for r in replies])
+        return levels / levels.sum(1, keepdims=True), ok
+
+    def _pooled_watch_logits(self, items: Sequence[int], page: int, alone: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Pooled watch logits on a page; `alone` judges each item as if first on a fresh page."""
+        b = self.blend
+        user = np.array([self.profile.user])
+        preference = self.behaviour.watch_logits(user, np.asarray(items, dtype=np.int64)[None, :], np.array([page]))[0]
+        if alone:
+            preference = preference + self.behaviour.config.position_decay * np.log1p(np.arange(len(items)))
+        if b.watch_llm == 0.0:
+            return preference * b.watch_preference + b.watch_bias, np.ones(len(items), bool)
+        p_yes, ok = self._llm_watch(items, page)
+        pooled = b.watch_llm * _logit(p_yes) + b.watch_preference * preference + b.watch_bias
+        # An unusable answer falls back to the statistical decision for that item.
+        return np.where(ok, pooled, preference), ok
+
+    def _pooled_ratings(self, items: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        b = self.blend
+        preference = self.behaviour.preferences.rating_probabilities(np.full(len(items), self.profile.user), np.asarray(items, dtype=np.int64))
+        if b.rating_llm == 0.0 or len(items) == 0:
+            llm, ok = np.full((len(items), 5), 0.2), np.ones(len(items), bool)
+        else:
+            llm, ok = self._llm_ratings(items)
+        log_pool = b.rating_llm * np.log(llm) + b.rating_preference * np.log(preference) + np.asarray(b.rating_bias)
+        pooled = np.exp(log_pool - log_pool.max(1, keepdims=True))
+        pooled /= pooled.sum(1, keepdims=True)
+        return np.where(ok[:, None], pooled, preference), ok
+
+    def watch_probabilities(self, items: Sequence[int]) -> np.ndarray:
+        return sigmoid(self._pooled_watch_logits(items, page=0, alone=True)[0])
+
+    def rating_probabilities(self, items: Sequence[int]) -> np.ndarray:
+        return self._pooled_ratings(items)[0]
+
+    # ------------------------------------------------------------------ the session
+    def view_page(self, items: Sequence[int]) -> PageReaction:
+        self.session.require_active()
+        items = [int(i) for i in items]
+        page = self.session.pages
+        logits, watch_ok = self._pooled_watch_logits(items, page)
+        already = np.array([i in self.had for i in items], dtype=bool)
+        watched, _ = self.behaviour.draw_watches(self.rng, logits, already)
+        # Ratings are asked only for what was watched: most items cost no rating call.
+        chosen = [i for i, w in zip(items, watched) if w]
+        levels, rating_ok = self._pooled_ratings(chosen)
+        ratings = np.zeros(len(items), dtype=np.int64)
+        ratings[watched] = self.behaviour.draw_ratings(self.rng, levels) if chosen else []
+        fallbacks = int((~watch_ok).sum() + (~rating_ok).sum())
+        user, pages = np.array([self.profile.user]), np.array([page])
+        leave = bool(self.behaviour.draw_leave(self.rng, user, pages, watched[None, :], ratings[None, :])[0])
+        if self.blend.llm_decides_leaving:
+            llm_leave, ok = self._llm_leaves(items, watched, page)
+            leave = llm_leave if ok else leave
+            fallbacks += 0 if ok else 1
+        reasons = feeling = None
+        if self.session.context.text:
+            reasons, feeling = self._texts(items, watched)
+        self.fallbacks += fallbacks
+        return self._finish_page(items, watched, ratings, leave, reasons, feeling, fallbacks)
+
+    def _titles(self, watched_items: Sequence[int]) -> str:
+        return (": " + "; ".join(self.item_texts[i] for i in watched_items[:5])) if watched_items else ""
+
+    def _llm_leaves(self, items: Sequence[int], watched: np.ndarray, page: int) -> tuple[bool, bool]:
+        chosen = [i for i, w in zip(items, watched) if w]
+        system = self._system("next page")
+        reply = self.llm.score(
+            self._ask(system, "next_page", page=page + 1, watched=len(chosen), shown=len(items), titles=self._titles(chosen)),
+            YES_NO,
+            component="users.leave",
+        )
+        if not reply.ok:
+            return True, False
+        return bool(self.rng.random() >= reply.probabilities.get("Yes", 0.5)), True
+
+    def _texts(self, items: Sequence[int], watched: np.ndarray) -> tuple[list[str], str]:
+        system = self._system("reasons")
+        requests = [self._ask(system, "reason", item=self.item_texts[i], decision="watch" if w else "skip") for i, w in zip(items, watched)]
+        requests.append(self._ask(system, "feeling", watched=int(watched.sum()), shown=len(items)))
+        replies = self.llm.chat_many(requests, params={"max_tokens": 40}, component="users.text")
+        texts = [r.text.strip() if r.ok else "" for r in replies]
+        return texts[:-1], texts[-1] or "no comment"
+
+    def interview(self) -> Interview:
+        statistical = super().interview()
+        if not self.blend.llm_decides_leaving and not self.session.context.text:
+            return statistical
+        fields = dict(pages=self.session.pages, watched=len(self.session.watched), shown=len(self.session.shown), titles=self._titles(self.session.watched))
+        system = self._system("satisfaction")
+        satisfaction = statistical.satisfaction
+        if self.blend.llm_decides_leaving:
+            reply = self.llm.score(self._ask(system, "satisfaction", **fields), TEN, component="users.interview")
+            if reply.ok:
+                satisfaction = int(np.clip(round(sum(int(k) * p for k, p in reply.probabilities.items())), 1, 10))
+            else:
+                self.fallbacks += 1
+        if not self.session.context.text:
+            return Interview(satisfaction=satisfaction)
+        answer = self.llm.chat(self._ask(system, "interview", **fields), InterviewAnswer, component="users.interview")
+        if not answer.ok or answer.parsed is None:
+            self.fallbacks += 1
+            return Interview(satisfaction=satisfaction, liked=statistical.liked, missed=statistical.missed)
+        return Interview(satisfaction=satisfaction, liked=answer.parsed.liked, missed=answer.parsed.missed)
+
+    def get_state(self) -> dict[str, Any]:
+        state = super().get_state()
+        state["fallbacks"] = self.fallbacks
+        if self.memory is not None:
+            state["memory"] = self.memory.get_state()
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        self.fallbacks = state["fallbacks"]
+        if self.memory is not None and "memory" in state:
+            self.memory.set_state(state["memory"])

@@ -1,0 +1,119 @@
+"""LLM and hybrid users: prompt templates, the pooling rules, fallbacks and calibration (scripted LLM)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from recarena.agents.calibration import calibrate_blend
+from recarena.agents.checker import check_user
+from recarena.agents.contract import SessionContext
+from recarena.agents.language_user import Blend
+from recarena.agents.llm import ChatReply, ScoreReply
+from recarena.agents.prompts import NAMES, template
+
+
+class ScriptedLLM:
+    """Says Yes to sci-fi and No to the rest; rates sci-fi 5 and the rest 2; `broken` items get unusable answers."""
+
+    def __init__(self, broken: str = "\\b$^"):
+        self.broken = re.compile(broken)
+        self.calls = 0
+
+    def _answer(self, messages, options):
+        self.calls += 1
+        question = messages[-1]["content"]
+        if self.broken.search(question):
+            return ScoreReply(probabilities={o: 1 / len(options) for o in options}, ok=False, error="scripted failure")
+        sci_fi = "Sci-Fi" in question
+        if options[0] == "Yes":
+            p = 0.9 if sci_fi or "next page" in question else 0.1
+            return ScoreReply(probabilities={"Yes": p, "No": 1 - p})
+        favourite = "5" if sci_fi else "2"
+        if len(options) == 5:
+            return ScoreReply(probabilities={o: (0.8 if o == favourite else 0.05) for o in options})
+        return ScoreReply(probabilities={o: (0.9 if o == "8" else 0.1 / 9) for o in options})
+
+    def score_many(self, requests, options, **kwargs):
+        return [self._answer(r, options) for r in requests]
+
+    def score(self, messages, options, **kwargs):
+        return self._answer(messages, options)
+
+    def chat_many(self, requests, schema=None, **kwargs):
+        return [ChatReply(text="Because of the story.") for _ in requests]
+
+    def chat(self, messages, schema=None, **kwargs):
+        return ChatReply(text="{}", parsed=schema(liked="the sci-fi", missed="nothing"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_prompt_template_renders(name):
+    prompt = template(name)
+    assert prompt.version >= 1
+    rendered = prompt.render(**{f: f"<{f}>" for f in prompt.fields})
+    for f in prompt.fields:
+        assert f"<{f}>" in rendered
+    with pytest.raises(KeyError, match="missing fields"):
+        prompt.render()
+
+
+def sci_fi_and_other(kit, n=5):
+    genres = kit.history.items["genres"]
+    sci_fi = [i for i, g in enumerate(genres) if "Sci-Fi" in g][:n]
+    other = [i for i, g in enumerate(genres) if "Sci-Fi" not in g][:n]
+    return sci_fi, other
+
+
+@pytest.mark.parametrize("text", [False, True])
+def test_llm_user_passes_the_contract_and_follows_the_llm(ml100k_kit, text):
+    kit = ml100k_kit
+    sci_fi, other = sci_fi_and_other(kit, 40)
+    unseen = lambda items: [i for i in items if i not in kit.preferences.seen[3]][:10]  # noqa: E731
+    user = kit.llm_user(3, np.random.default_rng(0), ScriptedLLM())
+    check_user(user, [unseen(sci_fi), unseen(other)], text=text)
+    probabilities = user.watch_probabilities(unseen(sci_fi) + unseen(other))
+    assert probabilities[:10].min() > 0.85 and probabilities[10:].max() < 0.15
+    assert user.rating_probabilities(unseen(sci_fi)).argmax(1).tolist() == [4] * 10
+
+
+def test_unusable_answers_fall_back_to_the_statistical_decision_and_are_counted(ml100k_kit):
+    kit = ml100k_kit
+    sci_fi, other = sci_fi_and_other(kit, 10)
+    user = kit.llm_user(3, np.random.default_rng(0), ScriptedLLM(broken="Would you watch"))
+    user.start_session(SessionContext())
+    reaction = user.view_page(other[:5])
+    assert reaction.fallbacks >= 5 and user.fallbacks == reaction.fallbacks
+    statistical = kit.statistical_user(3, np.random.default_rng(0))
+    assert np.allclose(user.watch_probabilities(other[:5]), statistical.watch_probabilities(other[:5]))
+
+
+def test_a_zero_llm_weight_blend_is_the_statistical_user(ml100k_kit):
+    kit = ml100k_kit
+    blend = Blend(watch_llm=0.0, watch_preference=1.0, rating_llm=0.0, rating_preference=1.0, llm_decides_leaving=False)
+    llm = ScriptedLLM()
+    hybrid = kit.hybrid_user(7, np.random.default_rng(11), llm, blend)
+    statistical = kit.statistical_user(7, np.random.default_rng(11))
+    page = list(range(100, 110))
+    for user in (hybrid, statistical):
+        user.start_session(SessionContext())
+    assert hybrid.view_page(page) == statistical.view_page(page)
+    assert llm.calls == 0
+
+
+def test_calibration_gives_the_llm_weight_only_when_it_knows_something(ml100k_kit, ml100k_holdout):
+    kit = ml100k_kit
+    held_out = ml100k_holdout.test
+    informed = calibrate_blend(kit, held_out, ScriptedLLM(), n_users=30, progress=False)
+    assert informed.fitted_on["watch_nll"]["pooled"] <= informed.fitted_on["watch_nll"]["preference_only"] + 1e-6
+
+    class Clueless(ScriptedLLM):
+        def _answer(self, messages, options):
+            self.calls += 1
+            return ScoreReply(probabilities={o: 1 / len(options) for o in options})
+
+    clueless = calibrate_blend(kit, held_out, Clueless(), n_users=30, progress=False)
+    assert abs(clueless.watch_llm) < 1e-3 and abs(clueless.rating_llm) < 1e-3
+    assert clueless.watch_preference > 0.5 and clueless.rating_preference > 0.5
