@@ -104,9 +104,10 @@ def calibrate_blend(
     with torch.no_grad():
         rating_llm_only = float(torch.nn.functional.cross_entropy(log_llm, target))
         rating_pref_only = float(torch.nn.functional.cross_entropy(log_pref, target))
+    value = lambda t: float(t.detach())  # noqa: E731
     return Blend(
-        watch_llm=float(a), watch_preference=float(b), watch_bias=float(c),
-        rating_llm=float(ar), rating_preference=float(br),
+        watch_llm=value(a), watch_preference=value(b), watch_bias=value(c),
+        rating_llm=value(ar), rating_preference=value(br),
         rating_bias=(0.0, *(float(v) for v in cr.detach())),
         llm_decides_leaving=False,
         fitted_on={

@@ -159,7 +159,31 @@ class LanguageUser(StatisticalUser):
         if self.session.context.text:
             reasons, feeling = self._texts(items, watched)
         self.fallbacks += fallbacks
-        return self._finish_page(items, watched, ratings, leave, reasons, feeling, fallbacks)
+        reaction = self._finish_page(items, watched, ratings, leave, reasons, feeling, fallbacks)
+        if self.memory is not None:
+            self._remember(page, items, reaction)
+        return reaction
+
+    def _remember(self, page: int, items: Sequence[int], reaction: PageReaction) -> None:
+        chosen = [(r.item, r.rating) for r in reaction.items if r.watched]
+        watched = "; ".join(f"{self.item_texts[i]} (rated {r})" for i, r in chosen) or "nothing"
+        self.memory.add(
+            "factual",
+            f"Page {page + 1}: you watched {watched} and skipped {len(items) - len(chosen)} suggestions.",
+            importance=min(1.0, 0.3 + 0.1 * len(chosen)),
+            items=[i for i, _ in chosen],
+            ratings=[r for _, r in chosen],
+        )
+        self.memory.add("emotional", f"After page {page + 1} you felt {reaction.feeling}.", importance=0.4)
+
+    def end_session(self) -> None:
+        if self.memory is not None and self.session.pages:
+            self.memory.add(
+                "emotional",
+                f"A session ended after {self.session.pages} pages; you watched {len(self.session.watched)} movies.",
+                importance=0.6,
+            )
+        super().end_session()
 
     def _titles(self, watched_items: Sequence[int]) -> str:
         return (": " + "; ".join(self.item_texts[i] for i in watched_items[:5])) if watched_items else ""

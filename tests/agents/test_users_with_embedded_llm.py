@@ -1,0 +1,64 @@
+"""All three user kinds on real ml-100k users with the real embedded SmolLM2 (and real MiniLM memory)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("llama_cpp")
+
+from recarena.agents.calibration import calibrate_blend  # noqa: E402
+from recarena.agents.checker import check_user  # noqa: E402
+from recarena.agents.contract import SessionContext  # noqa: E402
+from recarena.agents.llm import LLMConfig, make_llm  # noqa: E402
+from recarena.agents.persona import enrich_profiles  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory):
+    llm = make_llm("embedded", LLMConfig(cache_path=tmp_path_factory.mktemp("llm") / "cache.sqlite", progress=False))
+    yield llm
+    llm.close() if hasattr(llm, "close") else None
+
+
+def first_page(kit, user: int, size: int = 5) -> list[int]:
+    popularity = np.bincount(kit.history.interactions["item"], minlength=kit.history.n_items)
+    order = np.argsort(-popularity)
+    return [int(i) for i in order if i not in kit.preferences.seen[user]][:size]
+
+
+def test_llm_user_with_memory_runs_pages_and_passes_the_contract(ml100k_kit, embedded):
+    from recarena.agents.memory import Memory, MiniLMEmbedder
+
+    kit = ml100k_kit
+    memory = Memory(MiniLMEmbedder(), item_genres=kit.history.items["genres"].tolist())
+    user = kit.llm_user(0, np.random.default_rng(0), embedded, memory=memory)
+    page = first_page(kit, 0)
+    check_user(user, [page, first_page(kit, 0, 10)[5:]])
+    assert any(r.kind == "factual" for r in memory.records)
+    user.start_session(SessionContext(text=True))
+    reaction = user.view_page(page[:3])
+    assert all(r.reason for r in reaction.items) and reaction.feeling
+    assert user.fallbacks == 0
+
+
+def test_hybrid_user_is_calibrated_on_held_out_data_and_runs_a_page(ml100k_kit, ml100k_holdout, embedded):
+    kit = ml100k_kit
+    blend = calibrate_blend(kit, ml100k_holdout.test, embedded, n_users=6, positives_per_user=2, negatives=2, progress=False)
+    nll = blend.fitted_on["watch_nll"]
+    # The pool can only match or beat its parts on the data it was fitted on.
+    assert nll["pooled"] <= min(nll["llm_only"], nll["preference_only"]) + 1e-6
+    user = kit.hybrid_user(1, np.random.default_rng(0), embedded, blend)
+    check_user(user, [first_page(kit, 1), first_page(kit, 1, 10)[5:]])
+
+
+def test_statistical_user_runs_beside_them(ml100k_kit):
+    user = ml100k_kit.statistical_user(2, np.random.default_rng(0))
+    check_user(user, [first_page(ml100k_kit, 2), first_page(ml100k_kit, 2, 10)[5:]])
+
+
+def test_persona_from_the_real_model(ml100k_kit, embedded):
+    profiles = [ml100k_kit.profiles[0]]
+    report = enrich_profiles(profiles, embedded, n_samples=2)
+    assert report.users == 1 and 0.0 <= report.agreement_rate <= 1.0
+    assert profiles[0].taste_summary is None or isinstance(profiles[0].taste_summary, str)
