@@ -2,8 +2,9 @@
 
 For a sample of users, the held-out part of a split gives positives (items the
 user really had) and their ratings; negatives are items the user never had,
-drawn at `negatives` per positive and weighted so that they stand for the whole
-unseen catalog (so the fitted bias keeps watch probabilities at the real rate).
+drawn at `negatives` per positive. Positives are weighted to stand for all of the
+user's items and negatives for the whole unseen catalog, so the fitted bias keeps
+watch probabilities at the preference model's scale (P(the user ever had it)).
 
 * watch: logistic regression of had/not-had on the LLM's logit of P(Yes) and the
   preference model's watch logit -> (a, b, c).
@@ -72,7 +73,10 @@ def calibrate_blend(
         llm_logit.append(_logit(p_yes)[keep])
         pref_logit.append(kit.preferences.watch_logits(np.full(len(shown), u), shown)[keep])
         label.append((np.arange(len(shown)) < len(items))[keep])
-        weight.append(np.where(np.arange(len(shown)) < len(items), 1.0, len(pool) / max(1, len(negs)))[keep])
+        # Each sampled positive stands for all the user's items, each negative for all unseen ones,
+        # so the fitted bias reproduces P(the user ever had the item), as the preference model does.
+        n_total = len(had)
+        weight.append(np.where(np.arange(len(shown)) < len(items), n_total / max(1, len(items)), len(pool) / max(1, len(negs)))[keep])
         levels, rating_ok = probe._llm_ratings(items.tolist())
         llm_levels.append(levels[rating_ok])
         pref_levels.append(kit.preferences.rating_probabilities(np.full(len(items), u), items.astype(np.int64))[rating_ok])

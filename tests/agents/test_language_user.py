@@ -117,3 +117,20 @@ def test_calibration_gives_the_llm_weight_only_when_it_knows_something(ml100k_ki
     clueless = calibrate_blend(kit, held_out, Clueless(), n_users=30, progress=False)
     assert abs(clueless.watch_llm) < 1e-3 and abs(clueless.rating_llm) < 1e-3
     assert clueless.watch_preference > 0.5 and clueless.rating_preference > 0.5
+
+
+def test_a_calibrated_hybrid_user_beats_a_random_user_on_held_out_taste(ml100k_kit, ml100k_holdout):
+    from recarena.agents.fidelity import FidelityConfig, fidelity_report
+
+    class Clueless(ScriptedLLM):
+        def _answer(self, messages, options):
+            return ScoreReply(probabilities={o: 1 / len(options) for o in options})
+
+    kit, llm = ml100k_kit, Clueless()
+    blend = calibrate_blend(kit, ml100k_holdout.test, llm, n_users=20, progress=False)
+    report = fidelity_report(
+        lambda u: kit.hybrid_user(u, np.random.default_rng(u), llm, blend), ml100k_holdout, FidelityConfig(max_users=60, ratios=(1,), progress=False)
+    )
+    one_to_one = report["discrimination"]["1:1"]
+    assert one_to_one["simulated"]["f1"] > one_to_one["random_same_rate"]["f1"] + 0.15
+    assert report["rating"]["simulated"]["rmse"] < report["rating"]["global_mean"]["rmse"]

@@ -63,3 +63,21 @@ def test_profiles_round_trip_through_json(tmp_path, ml100k):
     profiles = build_profiles(ml100k)[:20]
     save_profiles(profiles, tmp_path / "profiles.json")
     assert load_profiles(tmp_path / "profiles.json") == profiles
+
+
+def test_a_user_without_history_gets_a_thin_profile_and_a_working_statistical_user():
+    import numpy as np
+
+    from recarena.agents.checker import check_user
+    from recarena.agents.kit import build_user_kit
+    from recarena.agents.preferences import PreferenceConfig
+
+    data = tiny()
+    users = pd.DataFrame({"raw_id": ["fan", "crowd", "new", "ghost"], "age": [30, 40, 50, 60]})
+    data = Dataset.from_frames("tiny", data.interactions.assign(
+        user=data.users["raw_id"].to_numpy()[data.interactions["user"]], item=data.items["raw_id"].to_numpy()[data.interactions["item"]]
+    ), data.items[["raw_id", "title", "genres"]], users)  # fmt: skip
+    kit = build_user_kit(data, preference_config=PreferenceConfig(epochs=5))
+    ghost = kit.profiles[data.user_index("ghost")]
+    assert ghost.thin and ghost.activity == 0 and ghost.liked_genres == []
+    check_user(kit.statistical_user(ghost.user, np.random.default_rng(0)), [[0, 1], [2, 3]])
