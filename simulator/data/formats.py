@@ -141,13 +141,13 @@ def read_grouplens_100k(folder: str | Path) -> Dataset:
     items = pd.DataFrame({"raw_id": table.columns["raw_id"], "title": titles, "year": years, "genres": genres})
 
     users = _demographics(folder / "u.user", "|", ["raw_id", "age", "gender", "occupation", "zip_code"])
-    return Dataset.from_frames(
-        "ml-100k",
-        interactions,
-        items,
-        users,
-        source={"interactions": str(folder / "u.data"), "items": str(folder / "u.item"), "users": str(folder / "u.user")},
-    )
+    return _from_files("ml-100k", folder, ("u.data", "u.item", "u.user"), interactions, items, users)
+
+
+def _from_files(name: str, folder: Path, files: tuple[str, str, str], interactions, items, users) -> Dataset:
+    """`Dataset.from_frames`, with the source files named for error messages."""
+    source = dict(zip(("interactions", "items", "users"), (str(folder / f) for f in files)))
+    return Dataset.from_frames(name, interactions, items, users, source=source)
 
 
 def _demographics(path: Path, sep: str, names: list[str]) -> pd.DataFrame | None:
@@ -184,13 +184,7 @@ def read_ml1m(folder: str | Path) -> Dataset:
             _ML1M_OCCUPATIONS[int(o)] if o.isdigit() and int(o) < len(_ML1M_OCCUPATIONS) else o
             for o in users["occupation"]
         ]
-    return Dataset.from_frames(
-        "ml-1m",
-        interactions,
-        items,
-        users,
-        source={"interactions": str(folder / "ratings.dat"), "items": str(folder / "movies.dat"), "users": str(folder / "users.dat")},
-    )
+    return _from_files("ml-1m", folder, ("ratings.dat", "movies.dat", "users.dat"), interactions, items, users)
 
 
 # ---------------------------------------------------------------------- ml-latest(-small)
