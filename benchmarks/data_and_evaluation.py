@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recarena.recommenders.baselines import MostPopular
+from recarena.recommenders import MostPopular
 from recarena.recommenders.evaluation import evaluate
 from recarena.simulator.data import load_dataset
 from recarena.simulator.data.splits import leave_one_out

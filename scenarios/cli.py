@@ -11,6 +11,7 @@ import argparse
 import sys
 from dataclasses import dataclass
 
+from recarena.recommenders import RecommenderError
 from recarena.simulator.data import DataError, load_dataset
 
 from .config import add_arguments, from_namespace, option
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)
-    except DataError as error:
+    except (DataError, RecommenderError) as error:
         print(f"recarena: error: {error}", file=sys.stderr)
         return 2
     return 0

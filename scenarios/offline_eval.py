@@ -12,14 +12,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from recarena.recommenders.baselines import MostPopular, RandomScores
+from recarena.recommenders import Recommender, build_recommender, history_scorer, parse_assignments
 from recarena.recommenders.evaluation import EvaluationResult, evaluate, evaluate_sampled
 from recarena.simulator.data import load_dataset
 from recarena.simulator.data.splits import Split, make_split
 
 from .config import option
 
-MODELS = {"pop": MostPopular, "random": RandomScores}
+# The registry's names (recarena.recommenders.registry); a Literal so that --help lists them.
+ModelName = Literal["random", "pop", "itemknn", "bpr", "lightgcn", "sasrec"]
 
 
 @dataclass
@@ -27,7 +28,8 @@ class EvaluateConfig:
     """What `recarena evaluate` runs."""
 
     dataset: str = option("ml-100k", "built-in dataset name (ml-100k, ml-1m) or a folder of data files")
-    model: Literal["pop", "random"] = option("pop", "the recommender to evaluate")
+    model: ModelName = option("pop", "the recommender to evaluate (from the recommenders registry)")
+    model_params: list[str] = option([], "the model's hyper-parameters as name=value (e.g. dim=64 lr=0.002)")
     split: Literal["loo", "temporal", "random"] = option("loo", "how interactions are held out")
     k: list[int] = option([10], "cut-offs for HR, Recall, NDCG and MRR")
     sampled: bool = option(False, "also report the sampled protocol (target vs 100 negatives)")
@@ -35,14 +37,19 @@ class EvaluateConfig:
     out: Path | None = option(None, "write the results as JSON to this file")
 
 
-def _run_one(name: str, split: Split, config: EvaluateConfig) -> tuple[dict[str, EvaluationResult], float]:
-    model = MODELS[name]() if name != "random" else RandomScores(config.seed)
+def _build(name: str, config: EvaluateConfig) -> Recommender:
+    params = parse_assignments(config.model_params) if name == config.model else {}
+    return build_recommender(name, {"seed": config.seed, **params})
+
+
+def _run_one(model: Recommender, split: Split, config: EvaluateConfig) -> tuple[dict[str, EvaluationResult], float]:
     started = time.perf_counter()
-    model.fit(split.train_dataset())
+    model.fit(split.train_dataset(), valid=split.valid)  # early stopping on the validation part only
     fit_seconds = time.perf_counter() - started
-    results = {"full": evaluate(model.score, split, "test", config.k)}
+    scorer = history_scorer(model, split, "test")  # conditions on train + validation, as the test protocol says
+    results = {"full": evaluate(scorer, split, "test", config.k)}
     if config.sampled:
-        results["sampled"] = evaluate_sampled(model.score, split, "test", config.k, seed=config.seed)
+        results["sampled"] = evaluate_sampled(scorer, split, "test", config.k, seed=config.seed)
     return results, fit_seconds
 
 
@@ -53,8 +60,9 @@ def run_offline_evaluation(config: EvaluateConfig) -> dict:
     report = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
               "dataset": dataset.name, "split": split.summary(), "models": {}}
     names = [config.model] + (["random"] if config.model != "random" else [])
-    for name in names:
-        results, fit_seconds = _run_one(name, split, config)
+    models = {name: _build(name, config) for name in names}  # bad parameters fail before any training
+    for name, model in models.items():
+        results, fit_seconds = _run_one(model, split, config)
         report["models"][name] = {"fit_seconds": fit_seconds, **{p: r.metrics for p, r in results.items()},
                                   "users": results["full"].n_users}
     if config.out is not None:

@@ -72,11 +72,11 @@ def test_an_oracle_scores_perfectly_and_a_shape_error_is_named(ml100k):
 
 
 def test_popularity_beats_random_under_both_protocols(ml100k):
-    from recarena.recommenders.baselines import MostPopular, RandomScores
+    from recarena.recommenders import MostPopular, RandomRecommender
 
     split = leave_one_out(ml100k)
     pop = MostPopular().fit(split.train_dataset())
-    rnd = RandomScores(seed=0).fit(split.train_dataset())
+    rnd = RandomRecommender(seed=0).fit(split.train_dataset())
     assert evaluate(pop.score, split)["ndcg@10"] > 5 * evaluate(rnd.score, split)["ndcg@10"]
     sampled_random = evaluate_sampled(rnd.score, split, n_negatives=100)["hr@10"]
     assert abs(sampled_random - 10 / 101) < 0.04  # a random ranker finds the target 10 times in 101
@@ -110,7 +110,7 @@ def test_ties_are_broken_by_item_id_so_k_does_not_change_other_cut_offs(ml100k):
     assert top_k_items(scores, 2).tolist() == [[1, 2]]
     assert top_k_items(scores, 4).tolist() == [[1, 2, 4, 3]]
     split = leave_one_out(ml100k)
-    from recarena.recommenders.baselines import MostPopular
+    from recarena.recommenders import MostPopular
 
     pop = MostPopular().fit(split.train_dataset())  # many items share a count
     assert evaluate(pop.score, split, ks=[10])["ndcg@10"] == evaluate(pop.score, split, ks=[10, 50])["ndcg@10"]

@@ -48,6 +48,7 @@ def test_evaluate_reports_pop_beside_random_and_writes_json(ml100k, tmp_path):
     [
         (("data", "info", "/no/such/folder"), "/no/such/folder: no such folder"),
         (("evaluate", "--dataset", "/no/such/folder"), "/no/such/folder: no such folder"),
+        (("evaluate", "--model", "bpr", "--model-params", "dimm=3"), "dimm"),
     ],
 )
 def test_user_errors_are_one_line_with_status_2(args, needle):

@@ -1,0 +1,35 @@
+"""Small synthetic worlds and fast settings shared by the recommender tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from recarena.simulator.data.splits import leave_one_out
+from recarena.simulator.data.synthetic import SyntheticConfig, generate_synthetic
+
+# A few epochs on a few hundred users: seconds per model on 2 cores.
+FAST_PARAMS: dict[str, dict] = {
+    "random": {},
+    "pop": {},
+    "itemknn": {"neighbours": 50, "progress": False},
+    "bpr": {"epochs": 30, "patience": 5, "batch_size": 256, "lr": 0.01, "progress": False, "update_epochs": 1},
+    "lightgcn": {"epochs": 30, "patience": 5, "batch_size": 256, "lr": 0.01, "progress": False, "update_epochs": 1},
+    "sasrec": {"epochs": 30, "patience": 5, "lr": 0.005, "dropout": 0.2, "max_len": 20, "progress": False, "update_epochs": 1},
+}
+
+
+@pytest.fixture(scope="session")
+def world():
+    """300 users x 200 items drawn from known tastes and popularity."""
+    return generate_synthetic(SyntheticConfig(n_users=300, n_items=200, mean_interactions=20, seed=1))
+
+
+@pytest.fixture(scope="session")
+def world_split(world):
+    return leave_one_out(world)
+
+
+@pytest.fixture(scope="session")
+def tiny_world():
+    """60 users x 40 items: for the contract checks."""
+    return generate_synthetic(SyntheticConfig(n_users=60, n_items=40, mean_interactions=10, seed=2))
