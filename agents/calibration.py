@@ -11,8 +11,9 @@ watch probabilities at the preference model's scale (P(the user ever had it)).
 * rating: log-linear pooling of the LLM's and the preference model's P(1..5),
   with a bias per level -> (a_r, b_r, c_1..c_5), c_1 fixed at 0.
 
-The log-likelihoods of the LLM alone, the preference model alone and the pool
-are kept in `Blend.fitted_on`: they say how much the LLM adds beyond the data.
+The log-likelihoods of the LLM alone, the preference model alone and the pool,
+and each expert's effect (weight x spread of its logit), are kept in
+`Blend.fitted_on`: they say how much the LLM adds beyond the data.
 With the embedded 135M model expect a near zero; a strong model should earn weight.
 """
 
@@ -117,6 +118,8 @@ def calibrate_blend(
         fitted_on={
             "users": int(len(users)), "watch_examples": int(len(y)), "rating_examples": int(len(target)),
             "watch_nll": {"pooled": watch_pool, "llm_only": watch_llm_only, "preference_only": watch_pref_only},
+            # Weight x spread of its input: how far each expert moves the watch logit (comparable across experts).
+            "watch_effect": {"llm": value(a) * float(x_llm.std()), "preference": value(b) * float(x_pref.std())},
             "rating_nll": {"pooled": rating_pool, "llm_only": rating_llm_only, "preference_only": rating_pref_only},
         },
     )  # fmt: skip

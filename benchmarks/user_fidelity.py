@@ -67,7 +67,8 @@ def main() -> None:
     started = time.perf_counter()
     blend = calibrate_blend(kit, split.valid, llm, n_users=args.calibration_users, positives_per_user=3, negatives=3)
     print(f"hybrid calibration: {time.perf_counter() - started:.0f} s; weights watch a={blend.watch_llm:.3f} b={blend.watch_preference:.3f} "
-          f"c={blend.watch_bias:.3f}, rating a={blend.rating_llm:.3f} b={blend.rating_preference:.3f}; NLL {json.dumps(blend.fitted_on['watch_nll'])} "
+          f"c={blend.watch_bias:.3f}, rating a={blend.rating_llm:.3f} b={blend.rating_preference:.3f}; "
+          f"watch effect (weight x spread) {json.dumps(blend.fitted_on['watch_effect'])}; NLL {json.dumps(blend.fitted_on['watch_nll'])} "
           f"rating NLL {json.dumps(blend.fitted_on['rating_nll'])}")
     run(f"hybrid ({args.llm})", lambda u: kit.hybrid_user(u, np.random.default_rng(u), llm, blend), small)
     reports["hybrid_blend"] = {k: v for k, v in blend.__dict__.items()}
