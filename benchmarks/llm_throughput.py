@@ -3,7 +3,7 @@ log-probabilities) versus schema-constrained ``chat`` (grammar-guided JSON), seq
 batched, cold versus warm cache. The baseline is sequential, cold, schema-constrained chat: the
 obvious way to get a structured decision out of an LLM.
 
-    .venv/bin/python benchmarks/llm_throughput.py --decisions 32 --out benchmarks/llm_throughput.md
+    .venv/bin/python benchmarks/llm_throughput.py --decisions 32 --out runs/llm_throughput.md
 """
 
 from __future__ import annotations
