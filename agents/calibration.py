@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .language_user import Blend, LanguageUser, _logit
+from .language_user import Blend, _logit
 from .kit import UserKit
 
 
@@ -62,7 +62,7 @@ def calibrate_blend(
     llm_logit, pref_logit, label, weight = [], [], [], []
     llm_levels, pref_levels, real_rating = [], [], []
     for u in tqdm(users.tolist(), desc="calibrating hybrid users", disable=not progress):
-        probe = LanguageUser(kit.profiles[u], kit.behaviour, np.random.default_rng(0), kit.history.items["text"].tolist(), llm)
+        probe = kit.llm_user(u, np.random.default_rng(0), llm)
         items, ratings = by_user[u]
         items, ratings = items[:positives_per_user], ratings[:positives_per_user]
         had = kit.preferences.seen[u] | set(by_user[u][0].tolist())

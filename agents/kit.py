@@ -31,8 +31,13 @@ class UserKit:
     preferences: PreferenceModel
     behaviour: StatisticalBehaviour
 
+    def __post_init__(self) -> None:
+        # Read once: users are built by the thousand.
+        self.item_genres: list[list[str]] = self.history.items["genres"].tolist()
+        self.item_texts: list[str] = self.history.items["text"].tolist()
+
     def statistical_user(self, user: int, rng: np.random.Generator) -> StatisticalUser:
-        return StatisticalUser(self.profiles[user], self.behaviour, rng, self.history.items["genres"].tolist())
+        return StatisticalUser(self.profiles[user], self.behaviour, rng, self.item_genres)
 
     def llm_user(self, user: int, rng: np.random.Generator, llm: Any, memory: Any = None) -> LanguageUser:
         """A user whose every decision is the LLM's (see `language_user.py`)."""
@@ -43,8 +48,7 @@ class UserKit:
         return self._language_user(user, rng, llm, blend, memory)
 
     def _language_user(self, user, rng, llm, blend, memory) -> LanguageUser:
-        items = self.history.items
-        return LanguageUser(self.profiles[user], self.behaviour, rng, items["text"].tolist(), llm, blend, memory, items["genres"].tolist())
+        return LanguageUser(self.profiles[user], self.behaviour, rng, self.item_texts, llm, blend, memory, self.item_genres)
 
 
 def build_user_kit(

@@ -159,7 +159,7 @@ class LanguageUser(StatisticalUser):
         if self.session.context.text:
             reasons, feeling = self._texts(items, watched)
         self.fallbacks += fallbacks
-        reaction = self._finish_page(items, watched, ratings, leave, reasons, feeling, fallbacks)
+        reaction = self.record_page(items, watched, ratings, leave, reasons, feeling, fallbacks)
         if self.memory is not None:
             self._remember(page, items, reaction)
         return reaction

@@ -173,7 +173,7 @@ class StatisticalUser(SimulatedUser):
         items_arr = np.asarray(items, dtype=np.int64)[None, :]
         already = np.array([[i in self.had for i in items]], dtype=bool)
         outcome = self.behaviour.decide(self.rng, np.array([self.profile.user]), items_arr, np.array([self.session.pages]), already)
-        return self._finish_page(items, outcome.watched[0], outcome.ratings[0], bool(outcome.leave[0]))
+        return self.record_page(items, outcome.watched[0], outcome.ratings[0], bool(outcome.leave[0]))
 
     def interview(self) -> Interview:
         satisfaction = self.behaviour.satisfaction(len(self.session.shown), self.session.ratings)
@@ -210,8 +210,11 @@ class StatisticalUser(SimulatedUser):
         self.had = set(state["had"])
         self.simulated_watches = list(state["simulated_watches"])
 
-    # ------------------------------------------------------------------ shared with the LLM and hybrid users
-    def _finish_page(self, items: Sequence[int], watched: np.ndarray, ratings: np.ndarray, leave: bool, reasons: Sequence[str | None] | None = None, feeling: str | None = None, fallbacks: int = 0) -> PageReaction:
+    # ------------------------------------------------------------------ shared with the LLM and hybrid users and the batched simulator
+    def record_page(self, items: Sequence[int], watched: np.ndarray, ratings: np.ndarray, leave: bool, reasons: Sequence[str | None] | None = None, feeling: str | None = None, fallbacks: int = 0) -> PageReaction:
+        """Turn decided arrays into the page's reaction and book it (history, session).
+
+        Every user kind and the simulator's batched path end a page here, so they agree exactly."""
         text = self.session.context.text
         reactions = []
         for k, item in enumerate(items):

@@ -1,0 +1,122 @@
+"""`RecArenaVectorEnv`: many users' sessions stepped at once (Gymnasium's natively batched vector form).
+
+    envs = gymnasium.make_vec("recarena/MovieLens100K-v0", num_envs=256, vectorization_mode="vector_entry_point")
+    obs, info = envs.reset(seed=0)
+    obs, rewards, terminated, truncated, info = envs.step(envs.action_space.sample())
+
+Sub-environment i behaves like a `RecArenaEnv` whose ``np_random`` is the i-th child of
+the seed. A step shows every sub-environment's slate in one call to `show_pages`:
+statistical users through the vectorised ``StatisticalBehaviour.decide``, LLM users
+in a thread pool so their LLM calls are in flight together. Finished sub-environments
+reset on the following step (``AutoresetMode.NEXT_STEP``, Gymnasium's default): that
+step ignores their action and returns the new episode's first observation with reward 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from recarena.agents.kit import UserKit
+
+from .env import (
+    EnvConfig, InvalidSlateError, SessionTracker, SlateSpace, UserFactory, check_slate, describe_invalid, observation_space,
+    statistical_users, user_histories,
+)  # fmt: skip
+from .sessions import show_pages
+
+
+class RecArenaVectorEnv(VectorEnv):
+    """`num_envs` sessions stepped together (see the module docstring)."""
+
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(self, kit: UserKit, num_envs: int, config: EnvConfig = EnvConfig(), make_user: UserFactory | None = None, threads: int = 8):
+        config.validate()
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.kit, self.config, self.num_envs, self.threads = kit, config, num_envs, threads
+        self.make_user: UserFactory = make_user or statistical_users(kit)
+        dataset = kit.history
+        self.n_users, self.n_items = dataset.n_users, dataset.n_items
+        self.histories = user_histories(dataset)
+        self.candidate_users = np.arange(self.n_users) if config.users is None else np.asarray(config.users, dtype=np.int64)
+        self.single_observation_space = observation_space(self.n_users, self.n_items, config)
+        self.single_action_space = SlateSpace(self.n_items, config.slate_size)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = SlateSpace(self.n_items, config.slate_size, batch=num_envs)
+        self.generators: list[np.random.Generator] = []
+        self.trackers: list[SessionTracker | None] = [None] * num_envs
+
+    # ------------------------------------------------------------------ episodes
+    def _start(self, i: int, user_id: int | None = None) -> dict[str, Any]:
+        rng = self.generators[i]
+        if user_id is None:
+            user_id = int(rng.choice(self.candidate_users))
+        elif not 0 <= user_id < self.n_users:
+            raise ValueError(f"reset options['users']: {user_id} is outside 0..{self.n_users - 1}")
+        self.trackers[i] = SessionTracker(user_id, self.make_user(user_id, rng), self.histories[user_id], self.config)
+        return {"user": user_id}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Start a session in every sub-environment; ``options={"users": [...]}`` picks the users."""
+        super().reset(seed=seed)
+        if seed is not None or not self.generators:
+            root = np.random.SeedSequence(seed) if seed is not None else np.random.SeedSequence(int(self.np_random.integers(2**63)))
+            self.generators = [np.random.default_rng(s) for s in root.spawn(self.num_envs)]
+        users = (options or {}).get("users")
+        if users is not None and len(users) != self.num_envs:
+            raise ValueError(f"reset options['users'] has {len(users)} ids for {self.num_envs} environments")
+        infos: dict[str, Any] = {}
+        for i in range(self.num_envs):
+            infos = self._add_info(infos, self._start(i, None if users is None else int(users[i])), i)
+        return self._observations(), infos
+
+    def step(self, actions: Any) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if not self.generators:
+            raise RuntimeError("step() before reset()")
+        actions = np.asarray(actions)
+        if actions.shape != (self.num_envs, self.config.slate_size):
+            raise InvalidSlateError(f"actions: expected shape {(self.num_envs, self.config.slate_size)}, got {actions.shape}")
+        if not np.issubdtype(actions.dtype, np.integer):
+            raise InvalidSlateError(f"actions: expected integer item ids, got dtype {actions.dtype}")
+        rewards = np.zeros(self.num_envs, np.float64)
+        terminated = np.zeros(self.num_envs, bool)
+        truncated = np.zeros(self.num_envs, bool)
+        infos: dict[str, Any] = {}
+        checked: dict[int, tuple[list[int], np.ndarray]] = {}
+        live = [i for i, t in enumerate(self.trackers) if t is not None and not t.done]
+        rows = actions[live] if live else actions[:0]
+        in_range = (rows >= 0) & (rows < self.n_items)
+        ordered = np.sort(rows, axis=1)
+        clean = in_range.all(1) & ~(ordered[:, 1:] == ordered[:, :-1]).any(1)  # the common case, checked at once
+        for j, i in enumerate(live):  # validate every slate before anything changes
+            if clean[j]:
+                checked[i] = (rows[j].tolist(), np.zeros(self.config.slate_size, bool))
+                continue
+            checked[i] = check_slate(actions[i], self.n_items, self.config.slate_size)
+            if self.config.invalid_slate == "error":
+                raise InvalidSlateError(f"environment {i}: " + describe_invalid(actions[i], checked[i][1], self.n_items))
+        showing, slates, masks = [], [], []
+        for i in range(self.num_envs):
+            if i not in checked:  # autoreset (next-step mode): this action is ignored
+                infos = self._add_info(infos, self._start(i), i)
+                continue
+            showing.append(i)
+            slates.append(checked[i][0])
+            masks.append(checked[i][1])
+        shown = [j for j, items in enumerate(slates) if items]
+        reactions = show_pages([self.trackers[showing[j]].user for j in shown], [slates[j] for j in shown], self.threads)
+        by_row = dict(zip(shown, reactions))
+        for j, i in enumerate(showing):
+            reward, terminated[i], truncated[i], info = self.trackers[i].record(by_row.get(j), masks[j])
+            rewards[i] = reward
+            infos = self._add_info(infos, info, i)
+        return self._observations(), rewards, terminated, truncated, infos
+
+    def _observations(self) -> dict[str, np.ndarray]:
+        per_env = [t.observation() for t in self.trackers]  # type: ignore[union-attr]
+        return {key: np.stack([o[key] for o in per_env]) for key in per_env[0]}
