@@ -72,6 +72,8 @@ class PageReaction:
     feeling: str = ""
     fallbacks: int = 0
     """Decisions on this page that fell back to the statistical user (an LLM answer was unusable)."""
+    llm_calls: tuple[str, ...] = ()
+    """Ids of the LLM calls behind this page's decisions (the LLM layer's cache keys)."""
 
     @property
     def n_watched(self) -> int:

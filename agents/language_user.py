@@ -74,6 +74,7 @@ class LanguageUser(StatisticalUser):
         self.blend = blend
         self.memory = memory
         self.fallbacks = 0
+        self._calls: list[str] = []  # ids of the LLM calls made for the current page
 
     # ------------------------------------------------------------------ prompts
     def _system(self, query: str) -> dict[str, str]:
@@ -86,19 +87,23 @@ class LanguageUser(StatisticalUser):
     def _ask(self, system: dict[str, str], name: str, **fields: object) -> list[dict[str, str]]:
         return [system, {"role": "user", "content": template(name).render(**fields)}]
 
+    def _noted(self, replies: list) -> list:
+        self._calls.extend(r.call_id for r in replies if getattr(r, "call_id", ""))
+        return replies
+
     # ------------------------------------------------------------------ judgements (pure)
     def _llm_watch(self, items: Sequence[int], page: int) -> tuple[np.ndarray, np.ndarray]:
         """P(Yes) per item from the LLM, and which answers were usable."""
         system = self._system("; ".join(self.item_texts[i] for i in items))
         requests = [self._ask(system, "watch", page=page + 1, position=k + 1, item=self.item_texts[i]) for k, i in enumerate(items)]
-        replies = self.llm.score_many(requests, YES_NO, component="users.watch")
+        replies = self._noted(self.llm.score_many(requests, YES_NO, component="users.watch"))
         ok = np.array([r.ok for r in replies], dtype=bool)
         p_yes = np.array([r.probabilities.get("Yes", 0.5) if r.ok else 0.5 for r in replies])
         return p_yes, ok
 
     def _llm_ratings(self, items: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         system = self._system("; ".join(self.item_texts[i] for i in items))
-        replies = self.llm.score_many([self._ask(system, "rate", item=self.item_texts[i]) for i in items], STARS, component="users.rate")
+        replies = self._noted(self.llm.score_many([self._ask(system, "rate", item=self.item_texts[i]) for i in items], STARS, component="users.rate"))
         ok = np.array([r.ok for r in replies], dtype=bool)
         levels = np.array([[r.probabilities.get(s, 0.2) for s in STARS] if r.ok else [0.2] * 5 for r in replies])
         return levels / levels.sum(1, keepdims=True), ok
@@ -138,6 +143,7 @@ class LanguageUser(StatisticalUser):
     # ------------------------------------------------------------------ the session
     def view_page(self, items: Sequence[int]) -> PageReaction:
         self.session.require_active()
+        self._calls = []
         items = [int(i) for i in items]
         page = self.session.pages
         logits, watch_ok = self._pooled_watch_logits(items, page)
@@ -159,7 +165,7 @@ class LanguageUser(StatisticalUser):
         if self.session.context.text:
             reasons, feeling = self._texts(items, watched)
         self.fallbacks += fallbacks
-        reaction = self.record_page(items, watched, ratings, leave, reasons, feeling, fallbacks)
+        reaction = self.record_page(items, watched, ratings, leave, reasons, feeling, fallbacks, self._calls)
         if self.memory is not None:
             self._remember(page, items, reaction)
         return reaction
@@ -196,6 +202,7 @@ class LanguageUser(StatisticalUser):
             YES_NO,
             component="users.leave",
         )
+        self._noted([reply])
         if not reply.ok:
             return True, False
         return bool(self.rng.random() >= reply.probabilities.get("Yes", 0.5)), True
@@ -204,7 +211,7 @@ class LanguageUser(StatisticalUser):
         system = self._system("reasons")
         requests = [self._ask(system, "reason", item=self.item_texts[i], decision="watch" if w else "skip") for i, w in zip(items, watched)]
         requests.append(self._ask(system, "feeling", watched=int(watched.sum()), shown=len(items)))
-        replies = self.llm.chat_many(requests, params={"max_tokens": 40}, component="users.text")
+        replies = self._noted(self.llm.chat_many(requests, params={"max_tokens": 40}, component="users.text"))
         texts = [r.text.strip() if r.ok else "" for r in replies]
         return texts[:-1], texts[-1] or "no comment"
 

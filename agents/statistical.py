@@ -211,7 +211,7 @@ class StatisticalUser(SimulatedUser):
         self.simulated_watches = list(state["simulated_watches"])
 
     # ------------------------------------------------------------------ shared with the LLM and hybrid users and the batched simulator
-    def record_page(self, items: Sequence[int], watched: np.ndarray, ratings: np.ndarray, leave: bool, reasons: Sequence[str | None] | None = None, feeling: str | None = None, fallbacks: int = 0) -> PageReaction:
+    def record_page(self, items: Sequence[int], watched: np.ndarray, ratings: np.ndarray, leave: bool, reasons: Sequence[str | None] | None = None, feeling: str | None = None, fallbacks: int = 0, llm_calls: Sequence[str] = ()) -> PageReaction:
         """Turn decided arrays into the page's reaction and book it (history, session).
 
         Every user kind and the simulator's batched path end a page here, so they agree exactly."""
@@ -224,7 +224,7 @@ class StatisticalUser(SimulatedUser):
                 self.had.add(int(item))
                 self.simulated_watches.append(int(item))
         n = int(np.sum(watched))
-        page = PageReaction(items=tuple(reactions), leave=leave, feeling=feeling or _feeling(n, ratings[watched]), fallbacks=fallbacks)
+        page = PageReaction(items=tuple(reactions), leave=leave, feeling=feeling or _feeling(n, ratings[watched]), fallbacks=fallbacks, llm_calls=tuple(llm_calls))
         self.session.record(page)
         return page
 

@@ -6,7 +6,9 @@ Tables (one file, ``events.sqlite`` in a run directory):
   item, watched (0/1), rating (NULL unless watched), text (the user's reason, NULL without
   text), feeling (after the page), shown_at / reacted_at (wall clock, seconds since the
   epoch), sim_time (the simulated timestamp the recommender sees), fallbacks (LLM answers
-  that fell back on this page) and llm_calls (LLM calls booked during the page, when known).
+  that fell back on this page) and llm_calls (a JSON list of the page's LLM call ids: the
+  LLM cache keys, so each decision can be traced to the answer that made it; NULL for
+  users that make no LLM calls).
 * ``sessions``: one row per finished session, with its interview and the user's snapshot
   (``get_state``, pickled) taken after the session: what a resumed run restores.
 * ``rounds``: one row per finished round of a population, with its figures (JSON).
@@ -35,7 +37,7 @@ CREATE TABLE IF NOT EXISTS impressions (
     run TEXT NOT NULL, arm TEXT NOT NULL, round INTEGER NOT NULL, user INTEGER NOT NULL, session INTEGER NOT NULL,
     page INTEGER NOT NULL, position INTEGER NOT NULL, item INTEGER NOT NULL, watched INTEGER NOT NULL,
     rating INTEGER, text TEXT, feeling TEXT, shown_at REAL, reacted_at REAL, sim_time INTEGER,
-    fallbacks INTEGER, llm_calls INTEGER,
+    fallbacks INTEGER, llm_calls TEXT,
     PRIMARY KEY (run, arm, round, user, page, position)
 );
 CREATE TABLE IF NOT EXISTS sessions (
@@ -67,7 +69,6 @@ class PageRecord:
     shown_at: float
     reacted_at: float
     sim_time: int
-    llm_calls: int | None = None
 
 
 @dataclass
@@ -118,7 +119,8 @@ class EventStore:
                 rows.append((
                     record.run, record.arm, record.round, record.user, record.session, page, position, r.item,
                     int(r.watched), r.rating, r.reason, p.reaction.feeling, p.shown_at, p.reacted_at,
-                    p.sim_time + page * 60 + position, p.reaction.fallbacks, p.llm_calls,
+                    p.sim_time + page * 60 + position, p.reaction.fallbacks,
+                    json.dumps(list(p.reaction.llm_calls)) if p.reaction.llm_calls else None,
                 ))  # fmt: skip
         interview = record.interview
         shown = sum(len(p.reaction.items) for p in record.pages)

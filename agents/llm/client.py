@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import copy
+import dataclasses
 import json
 import logging
 import math
@@ -150,8 +151,11 @@ class LLM:
         msgs = normalise_messages(messages)
         spec = Schema.of(schema) if schema is not None else None
         sampling = self._params(params)
-        component = component or self.component
         key = self._key("chat", messages=msgs, schema=spec.json_schema if spec else None, params=sampling.model_dump())
+        reply = self._chat(msgs, spec, sampling, key, fallback, component or self.component)
+        return dataclasses.replace(reply, call_id=key)
+
+    def _chat(self, msgs, spec, sampling, key: str, fallback: Fallback, component: str) -> ChatReply:
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:
@@ -216,8 +220,11 @@ class LLM:
         msgs = normalise_messages(messages)
         opts = validate_options(options)
         sampling = self._params(params)
-        component = component or self.component
         key = self._key("score", messages=msgs, options=list(opts), params=sampling.model_dump())
+        reply = self._score(msgs, opts, sampling, key, fallback, component or self.component)
+        return dataclasses.replace(reply, call_id=key)
+
+    def _score(self, msgs, opts, sampling, key: str, fallback: Fallback, component: str) -> ScoreReply:
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:

@@ -128,6 +128,8 @@ class ChatReply:
     error: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    call_id: str = ""
+    """The request's cache key: names this call in the cache and in the event store."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,8 @@ class ScoreReply:
     ok: bool = True
     cached: bool = False
     error: str | None = None
+    call_id: str = ""
+    """The request's cache key: names this call in the cache and in the event store."""
 
     @property
     def best(self) -> str:

@@ -40,6 +40,9 @@ def test_llm_user_with_memory_runs_pages_and_passes_the_contract(ml100k_kit, emb
     reaction = user.view_page(page[:3])
     assert all(r.reason for r in reaction.items) and reaction.feeling
     assert user.fallbacks == 0
+    # Every decision names the LLM call behind it, and each id finds its answer in the cache.
+    assert len(reaction.llm_calls) >= len(page[:3]) + 1
+    assert all(embedded.cache.get(call) is not None for call in reaction.llm_calls)
 
 
 def test_hybrid_user_is_calibrated_on_held_out_data_and_runs_a_page(ml100k_kit, ml100k_holdout, embedded):

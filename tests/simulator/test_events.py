@@ -74,3 +74,16 @@ def test_not_a_database_is_a_clear_error(tmp_path):
     bad.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(sqlite3.DatabaseError, match="events.sqlite: not a usable event store"):
         EventStore(bad)
+
+
+def test_llm_call_ids_are_kept_per_impression(tmp_path):
+    items = (ItemReaction(1, True, 5, None), ItemReaction(2, False, None, None))
+    page = PageReaction(items, leave=True, feeling="pleased", llm_calls=("key-a", "key-b"))
+    record = SessionRecord("r", "a", 0, 9, 0, [PageRecord(page, 1.0, 2.0, 1_000)], True, Interview(6), None)
+    with EventStore(tmp_path / "events.sqlite") as store:
+        store.record_session(record)
+        store.record_session(session(user=1, pages=1))  # a statistical page: no LLM calls
+        frame = store.impressions()
+    llm_rows = frame[frame["user"] == 9]
+    assert [json.loads(v) for v in llm_rows["llm_calls"]] == [["key-a", "key-b"]] * 2
+    assert frame[frame["user"] == 1]["llm_calls"].isna().all()
