@@ -13,15 +13,19 @@ users must have been built from its training part only):
   simulated and the real rating distributions).
 
 Baselines measured in the same run, on the same pages: a random user that says
-yes as often as the simulated one (and its expected F1), a popularity user that
-says yes to the same number of items on each page, choosing the most popular in
-training; for ratings, the global and per-item mean ratings of training.
+yes as often as the simulated one, a popularity user that says yes to the same
+number of items on each page (the most popular in training), and the
+popularity-threshold user (yes when an item's training popularity is above a
+threshold tuned for F1 on validation pages; the bar published LLM simulators have
+failed to clear); for ratings, the global and per-item mean ratings of training.
+F1 of the simulated user comes with a 95% bootstrap interval over users.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -35,16 +39,20 @@ from .contract import SimulatedUser
 class FidelityConfig:
     """What the fidelity checks sample."""
 
-    ratios: tuple[int, ...] = (1, 3, 9)
-    """Negatives per liked item on the discrimination pages."""
+    ratios: tuple[int, ...] = (1, 2, 3, 9)
+    """Negatives per positive item on the discrimination pages."""
+    positives: Literal["liked", "interacted"] = "liked"
+    """Which held-out items are positives: rated >= `liked_rating`, or any interaction (Agent4Rec's protocol)."""
     liked_rating: float = 4.0
-    """Held-out ratings at or above this make an item a positive."""
+    """Held-out ratings at or above this make an item liked."""
     max_users: int | None = 200
     """Held-out users checked (sampled under `seed`); None for all."""
     max_positives: int = 10
     """Liked items per user on a page, at most."""
     max_ratings: int = 20
     """Held-out ratings per user used for rating alignment, at most."""
+    bootstrap: int = 1000
+    """Resamples of users for the 95% interval of F1."""
     seed: int = 0
     """Seed for the user sample, the negatives and the decisions."""
     progress: bool = True
@@ -80,77 +88,126 @@ def _wasserstein_levels(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(cdf_a - cdf_b)[:-1].sum())
 
 
+def _users_with_positives(part, config: FidelityConfig) -> dict[int, np.ndarray]:
+    positive = part if config.positives == "interacted" else part[part["rating"] >= config.liked_rating]
+    return positive.groupby("user")["item"].apply(lambda s: s.to_numpy()).to_dict()
+
+
+def tune_popularity_threshold(split: Split, config: FidelityConfig) -> float:
+    """The training-popularity threshold with the best F1 on validation pages at 1:1 (the popularity-threshold user)."""
+    rng = np.random.default_rng(config.seed + 1)
+    data = split.dataset
+    popularity = np.bincount(split.train["item"].to_numpy(), minlength=data.n_items).astype(float)
+    by_user = _users_with_positives(split.valid, config)
+    if not by_user:
+        return float(np.median(popularity))
+    everything = data.interactions.groupby("user")["item"].apply(lambda s: set(s.tolist())).to_dict()
+    truth, scores = [], []
+    for user, positives in by_user.items():
+        positives = positives[: config.max_positives]
+        negatives = _unseen(rng, data.n_items, everything.get(user, set()), len(positives))
+        truth.append(np.arange(len(positives) + len(negatives)) < len(positives))
+        scores.append(popularity[np.concatenate([positives, negatives])])
+    truth, scores = np.concatenate(truth), np.concatenate(scores)
+    candidates = np.unique(scores)
+    f1 = [_classification(truth, scores > t)["f1"] for t in candidates]
+    return float(candidates[int(np.argmax(f1))])
+
+
+def _bootstrap_f1(truths: list[np.ndarray], answers: list[np.ndarray], rng: np.random.Generator, n: int) -> tuple[float, float]:
+    """95% interval of the pooled F1 over users resampled with replacement."""
+    tp = np.array([float(np.sum(t & a)) for t, a in zip(truths, answers)])
+    said = np.array([float(a.sum()) for a in answers])
+    real = np.array([float(t.sum()) for t in truths])
+    picks = rng.integers(0, len(tp), (n, len(tp)))
+    tp_b, said_b, real_b = tp[picks].sum(1), said[picks].sum(1), real[picks].sum(1)
+    precision, recall = tp_b / np.maximum(said_b, 1), tp_b / np.maximum(real_b, 1)
+    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
+    low, high = np.quantile(f1, [0.025, 0.975])
+    return float(low), float(high)
+
+
 def fidelity_report(make_user: Callable[[int], SimulatedUser], split: Split, config: FidelityConfig = FidelityConfig()) -> dict:
     """Run both checks for the users `make_user(user_id)` builds; return figures and baselines."""
     rng = np.random.default_rng(config.seed)
     data = split.dataset
     test = split.test
-    liked = test[test["rating"] >= config.liked_rating]
-    candidates = np.unique(liked["user"].to_numpy())
+    positives_by_user = _users_with_positives(test, config)
+    candidates = np.array(sorted(positives_by_user), dtype=np.int64)
     if config.max_users is not None and len(candidates) > config.max_users:
         candidates = np.sort(rng.choice(candidates, config.max_users, replace=False))
     everything = data.interactions.groupby("user")["item"].apply(lambda s: set(s.tolist())).to_dict()
     popularity = np.bincount(split.train["item"].to_numpy(), minlength=data.n_items).astype(float)
+    threshold = tune_popularity_threshold(split, config)
     train_ratings = split.train["rating"].to_numpy()
     item_sum = np.bincount(split.train["item"].to_numpy(), split.train["rating"].to_numpy(), minlength=data.n_items)
     item_mean = np.where(popularity > 0, item_sum / np.maximum(popularity, 1), train_ratings.mean())
 
-    pages: dict[int, dict[str, list]] = {m: {"truth": [], "prob": [], "yes": [], "pop_yes": [], "pop_score": [], "random_yes": []} for m in config.ratios}
+    fields = ("truth", "prob", "yes", "pop_yes", "pop_score", "random_yes", "threshold_yes")
+    pages: dict[int, dict[str, list]] = {m: {f: [] for f in fields} for m in config.ratios}
     real_ratings, expected, drawn, global_pred, item_pred = [], [], [], [], []
-    liked_by_user = liked.groupby("user")["item"].apply(lambda s: s.to_numpy()).to_dict()
     rated_by_user = test.groupby("user")[["item", "rating"]].apply(lambda f: (f["item"].to_numpy(), f["rating"].to_numpy())).to_dict()
     for user_id in tqdm(candidates.tolist(), desc="fidelity", disable=not config.progress):
         user = make_user(int(user_id))
-        positives = liked_by_user[user_id][: config.max_positives]
+        positives = positives_by_user[user_id][: config.max_positives]
         seen = everything.get(user_id, set())
         for m in config.ratios:
             negatives = _unseen(rng, data.n_items, seen, m * len(positives))
             items = np.concatenate([positives, negatives])
-            truth = np.arange(len(items)) < len(positives)
             probability = np.asarray(user.watch_probabilities(items.tolist()), dtype=float)
             said_yes = rng.random(len(items)) < probability
             k = int(said_yes.sum())
             pop_yes = np.zeros(len(items), bool)
             pop_yes[np.argsort(-popularity[items], kind="stable")[:k]] = True
             record = pages[m]
-            record["truth"].append(truth)
+            record["truth"].append(np.arange(len(items)) < len(positives))
             record["prob"].append(probability)
             record["yes"].append(said_yes)
             record["pop_yes"].append(pop_yes)
             record["pop_score"].append(popularity[items])
             record["random_yes"].append(rng.random(len(items)) < (k / len(items)))
-        items, ratings = rated_by_user[user_id]
-        items, ratings = items[: config.max_ratings], ratings[: config.max_ratings]
-        levels = np.asarray(user.rating_probabilities(items.tolist()), dtype=float)
-        expected.append(levels @ np.arange(1, 6))
-        drawn.append(1 + (rng.random((len(items), 1)) > np.cumsum(levels, 1)[:, :-1]).sum(1))
-        real_ratings.append(ratings)
-        global_pred.append(np.full(len(items), train_ratings.mean()))
-        item_pred.append(item_mean[items])
+            record["threshold_yes"].append(popularity[items] > threshold)
+        if user_id in rated_by_user and data.has_ratings:
+            items, ratings = rated_by_user[user_id]
+            items, ratings = items[: config.max_ratings], ratings[: config.max_ratings]
+            levels = np.asarray(user.rating_probabilities(items.tolist()), dtype=float)
+            expected.append(levels @ np.arange(1, 6))
+            drawn.append(1 + (rng.random((len(items), 1)) > np.cumsum(levels, 1)[:, :-1]).sum(1))
+            real_ratings.append(ratings)
+            global_pred.append(np.full(len(items), train_ratings.mean()))
+            item_pred.append(item_mean[items])
 
     discrimination = {}
     for m, record in pages.items():
         truth = np.concatenate(record["truth"])
         yes = np.concatenate(record["yes"])
+        low, high = _bootstrap_f1(record["truth"], record["yes"], rng, config.bootstrap)
         discrimination[f"1:{m}"] = {
-            "simulated": {**_classification(truth, yes), "auc": _auc(truth, np.concatenate(record["prob"])), "yes_rate": float(yes.mean())},
+            "simulated": {
+                **_classification(truth, yes), "f1_ci95": [low, high],
+                "auc": _auc(truth, np.concatenate(record["prob"])), "yes_rate": float(yes.mean()),
+            },
             "random_same_rate": _classification(truth, np.concatenate(record["random_yes"])),
             "popularity_same_count": {**_classification(truth, np.concatenate(record["pop_yes"])), "auc": _auc(truth, np.concatenate(record["pop_score"]))},
+            "popularity_threshold": {**_classification(truth, np.concatenate(record["threshold_yes"])), "threshold": threshold},
             "items": int(len(truth)),
+        }  # fmt: skip
+    report = {"users": int(len(candidates)), "positives": config.positives, "discrimination": discrimination}
+    if real_ratings:
+        real = np.concatenate(real_ratings)
+        errors = {
+            name: {"rmse": float(np.sqrt(np.mean((np.concatenate(pred) - real) ** 2))), "mae": float(np.mean(np.abs(np.concatenate(pred) - real)))}
+            for name, pred in (("simulated", expected), ("global_mean", global_pred), ("item_mean", item_pred))
         }
-    real = np.concatenate(real_ratings)
-    errors = {
-        name: {"rmse": float(np.sqrt(np.mean((np.concatenate(pred) - real) ** 2))), "mae": float(np.mean(np.abs(np.concatenate(pred) - real)))}
-        for name, pred in (("simulated", expected), ("global_mean", global_pred), ("item_mean", item_pred))
-    }
-    simulated_drawn = np.concatenate(drawn)
-    rating = {
-        **errors,
-        "wasserstein_simulated_vs_real": _wasserstein_levels(simulated_drawn, real),
-        "wasserstein_train_vs_real": _wasserstein_levels(np.clip(np.round(train_ratings), 1, 5), real),
-        "ratings": int(len(real)),
-    }
-    return {"users": int(len(candidates)), "discrimination": discrimination, "rating": rating}
+        report["rating"] = {
+            **errors,
+            "wasserstein_simulated_vs_real": _wasserstein_levels(np.concatenate(drawn), real),
+            "wasserstein_train_vs_real": _wasserstein_levels(np.clip(np.round(train_ratings), 1, 5), real),
+            "simulated_histogram": np.bincount(np.concatenate(drawn), minlength=6)[1:].tolist(),
+            "real_histogram": np.bincount(np.clip(np.round(real), 1, 5).astype(int), minlength=6)[1:].tolist(),
+            "ratings": int(len(real)),
+        }
+    return report
 
 
 def _unseen(rng: np.random.Generator, n_items: int, seen: set[int], n: int) -> np.ndarray:
