@@ -18,7 +18,10 @@ number of items on each page (the most popular in training), and the
 popularity-threshold user (yes when an item's training popularity is above a
 threshold tuned for F1 on validation pages; the bar published LLM simulators have
 failed to clear); for ratings, the global and per-item mean ratings of training.
-F1 of the simulated user comes with a 95% bootstrap interval over users.
+F1 of the simulated user comes with a 95% bootstrap interval over users. With
+validation data, the simulated user is also scored deciding by a threshold on its
+own probabilities tuned on validation (`simulated_tuned_threshold`): the same
+tuning freedom the popularity-threshold user has, so the two compare fairly.
 """
 
 from __future__ import annotations
@@ -53,6 +56,9 @@ class FidelityConfig:
     """Held-out ratings per user used for rating alignment, at most."""
     bootstrap: int = 1000
     """Resamples of users for the 95% interval of F1."""
+    tuned_user: bool = True
+    """Also report the simulated user deciding by a threshold on its own probabilities tuned on
+    validation, the same freedom the popularity-threshold user gets (costs one validation page per user)."""
     seed: int = 0
     """Seed for the user sample, the negatives and the decisions."""
     progress: bool = True
@@ -93,21 +99,22 @@ def _users_with_positives(part, config: FidelityConfig) -> dict[int, np.ndarray]
     return positive.groupby("user")["item"].apply(lambda s: s.to_numpy()).to_dict()
 
 
-def tune_popularity_threshold(split: Split, config: FidelityConfig) -> float:
-    """The training-popularity threshold with the best F1 on validation pages at 1:1 (the popularity-threshold user)."""
+def tune_threshold(split: Split, config: FidelityConfig, score: Callable[[int, np.ndarray], np.ndarray], users: np.ndarray | None = None) -> float | None:
+    """The threshold on `score(user, items)` with the best F1 on validation pages at 1:1; None without validation data."""
     rng = np.random.default_rng(config.seed + 1)
     data = split.dataset
-    popularity = np.bincount(split.train["item"].to_numpy(), minlength=data.n_items).astype(float)
     by_user = _users_with_positives(split.valid, config)
+    if users is not None:
+        by_user = {u: by_user[u] for u in users.tolist() if u in by_user}
     if not by_user:
-        return float(np.median(popularity))
+        return None
     everything = data.interactions.groupby("user")["item"].apply(lambda s: set(s.tolist())).to_dict()
     truth, scores = [], []
     for user, positives in by_user.items():
         positives = positives[: config.max_positives]
         negatives = _unseen(rng, data.n_items, everything.get(user, set()), len(positives))
         truth.append(np.arange(len(positives) + len(negatives)) < len(positives))
-        scores.append(popularity[np.concatenate([positives, negatives])])
+        scores.append(np.asarray(score(user, np.concatenate([positives, negatives])), dtype=float))
     truth, scores = np.concatenate(truth), np.concatenate(scores)
     candidates = np.unique(scores)
     f1 = [_classification(truth, scores > t)["f1"] for t in candidates]
@@ -138,17 +145,28 @@ def fidelity_report(make_user: Callable[[int], SimulatedUser], split: Split, con
         candidates = np.sort(rng.choice(candidates, config.max_users, replace=False))
     everything = data.interactions.groupby("user")["item"].apply(lambda s: set(s.tolist())).to_dict()
     popularity = np.bincount(split.train["item"].to_numpy(), minlength=data.n_items).astype(float)
-    threshold = tune_popularity_threshold(split, config)
+    threshold = tune_threshold(split, config, lambda user, items: popularity[items])
+    if threshold is None:
+        threshold = float(np.median(popularity))
+    # The same freedom for the simulated user: a yes/no threshold on its own probabilities, tuned on validation.
+    users_made: dict[int, SimulatedUser] = {}
+
+    def made(user: int) -> SimulatedUser:
+        if user not in users_made:
+            users_made[user] = make_user(user)
+        return users_made[user]
+
+    user_threshold = tune_threshold(split, config, lambda u, items: made(u).watch_probabilities(items.tolist()), candidates) if config.tuned_user else None
     train_ratings = split.train["rating"].to_numpy()
     item_sum = np.bincount(split.train["item"].to_numpy(), split.train["rating"].to_numpy(), minlength=data.n_items)
     item_mean = np.where(popularity > 0, item_sum / np.maximum(popularity, 1), train_ratings.mean())
 
-    fields = ("truth", "prob", "yes", "pop_yes", "pop_score", "random_yes", "threshold_yes")
+    fields = ("truth", "prob", "yes", "pop_yes", "pop_score", "random_yes", "threshold_yes", "tuned_yes")
     pages: dict[int, dict[str, list]] = {m: {f: [] for f in fields} for m in config.ratios}
     real_ratings, expected, drawn, global_pred, item_pred = [], [], [], [], []
     rated_by_user = test.groupby("user")[["item", "rating"]].apply(lambda f: (f["item"].to_numpy(), f["rating"].to_numpy())).to_dict()
     for user_id in tqdm(candidates.tolist(), desc="fidelity", disable=not config.progress):
-        user = make_user(int(user_id))
+        user = made(int(user_id))
         positives = positives_by_user[user_id][: config.max_positives]
         seen = everything.get(user_id, set())
         for m in config.ratios:
@@ -167,6 +185,7 @@ def fidelity_report(make_user: Callable[[int], SimulatedUser], split: Split, con
             record["pop_score"].append(popularity[items])
             record["random_yes"].append(rng.random(len(items)) < (k / len(items)))
             record["threshold_yes"].append(popularity[items] > threshold)
+            record["tuned_yes"].append(probability > (user_threshold if user_threshold is not None else np.inf))
         if user_id in rated_by_user and data.has_ratings:
             items, ratings = rated_by_user[user_id]
             items, ratings = items[: config.max_ratings], ratings[: config.max_ratings]
@@ -190,6 +209,8 @@ def fidelity_report(make_user: Callable[[int], SimulatedUser], split: Split, con
             "random_same_rate": _classification(truth, np.concatenate(record["random_yes"])),
             "popularity_same_count": {**_classification(truth, np.concatenate(record["pop_yes"])), "auc": _auc(truth, np.concatenate(record["pop_score"]))},
             "popularity_threshold": {**_classification(truth, np.concatenate(record["threshold_yes"])), "threshold": threshold},
+            **({"simulated_tuned_threshold": {**_classification(truth, np.concatenate(record["tuned_yes"])), "threshold": user_threshold}}
+               if user_threshold is not None else {}),
             "items": int(len(truth)),
         }  # fmt: skip
     report = {"users": int(len(candidates)), "positives": config.positives, "discrimination": discrimination}

@@ -105,3 +105,18 @@ def test_fidelity_beats_random_and_reports_baselines(ml100k_kit, ml100k_holdout)
     rating = report["rating"]
     assert rating["simulated"]["rmse"] < rating["item_mean"]["rmse"] < rating["global_mean"]["rmse"]
     assert rating["wasserstein_simulated_vs_real"] < 0.2
+
+
+def test_with_the_same_tuning_freedom_the_statistical_user_beats_the_popularity_threshold(ml100k_kit, ml100k_holdout):
+    from recarena.simulator.data.splits import Split
+
+    # Halve the held-out part (unseen by the kit) into validation and test.
+    held_out = ml100k_holdout.test
+    in_valid = np.random.default_rng(0).random(len(held_out)) < 0.5
+    split = Split(ml100k_holdout.dataset, ml100k_holdout.train, held_out[in_valid], held_out[~in_valid], "halves")
+    report = fidelity_report(
+        lambda u: ml100k_kit.statistical_user(u, np.random.default_rng(u)), split, FidelityConfig(max_users=200, ratios=(1, 9), progress=False)
+    )
+    for ratio in ("1:1", "1:9"):
+        figures = report["discrimination"][ratio]
+        assert figures["simulated_tuned_threshold"]["f1"] > figures["popularity_threshold"]["f1"]
