@@ -26,9 +26,13 @@ test: setup
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
 	exit $$rc
 
+# The main job on the embedded defaults: a simulated A/B test of pop, bpr and sasrec with hybrid users
+# (SmolLM2 in-process), sized to finish in about 10 minutes on 2 cores; a warm rerun reuses models and LLM answers.
+DEMO_ARGS ?= --users 8 --pages 3 --slate-size 5 --calibration-users 8 --quotes 2
 demo: setup
 	$(VENV)/bin/recarena data info ml-100k
-	$(VENV)/bin/recarena evaluate --dataset ml-100k --model pop --split loo --k 10 --out runs/demo/offline_pop.json
+	$(VENV)/bin/recarena ab --dataset ml-100k --arms pop,bpr,sasrec --model-params sasrec.epochs=10 \
+		--user-kind hybrid --llm embedded --llm-cache runs/llm-cache.sqlite --seed 0 --out runs/demo $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

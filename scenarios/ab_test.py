@@ -1,0 +1,349 @@
+"""The simulated A/B test: which recommender will people like better, and how sure are we?
+
+    result = run_ab(ABConfig(arms="pop,bpr,sasrec", users=200, user_kind="statistical", out=Path("runs/ab")))
+
+1. **World**: the dataset is split leave-one-out by time. Every arm's recommender is fitted on
+   the training part (early stopping on the validation part) and saved in the run directory
+   (a rerun loads it). The simulated users' kit (profiles, preference model) is built on the
+   same training part; hybrid users' blend is calibrated on the held-out validation + test
+   items of `calibration_users` users, which neither the kit nor any recommender saw.
+2. **Users**: `users` users drawn with the seed. Paired design (default): each meets every
+   arm from the same snapshot (see ab_sim.py); split design: each is assigned to one arm at
+   random, arms of equal size, as in a live test.
+3. **Sessions**: one per user and arm, up to `pages` pages of `slate_size` items, logged in
+   the run directory's event store with the arm (resumable: a rerun skips stored sessions).
+4. **Statistics** (stats.py): every metric of every arm against the control, with bootstrap
+   intervals, paired t / Wilcoxon or Welch / Mann-Whitney, Holm across arms and metrics, and
+   the users needed for 80% power; off-policy estimates from the control's logs (ope.py).
+5. **Output**: ``results.json``, ``report.html`` and a terminal summary.
+
+`run_aa` is the self-check: the control against itself many times; the share of runs with
+p < alpha must sit near alpha.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from recarena.agents.kit import UserKit, build_user_kit
+from recarena.recommenders import Recommender, RecommenderError, build_recommender, parse_assignments, recommender_class
+from recarena.simulator.data import Dataset, load_dataset
+from recarena.simulator.data.splits import Split, leave_one_out
+from recarena.simulator.rundir import RunDirectory
+
+from . import ab_metrics as am
+from .ab_sim import Exploration, Twins, fast_statistical_sessions, records_to_frames, simulate_arm, store_frames
+from .config import option
+from .stats import Comparison, compare_users, coverage_of, gini_of, holm, population_comparison
+
+UserKind = Literal["statistical", "llm", "hybrid"]
+
+
+class ABConfigError(ValueError):
+    """A bad A/B setting (one line, names the field)."""
+
+
+@dataclass
+class ABConfig:
+    """What `recarena ab` (and `recarena run experiment.yaml`) runs."""
+
+    dataset: str = option("ml-100k", "built-in dataset name (ml-100k, ml-1m) or a folder of data files")
+    arms: str = option("pop,bpr", "comma-separated recommenders under test (registry names: random, pop, itemknn, bpr, lightgcn, sasrec)")
+    control: str = option("", "the control arm (default: the first of --arms)")
+    model_params: list[str] = option([], "hyper-parameters as MODEL.name=value, e.g. sasrec.epochs=10 bpr.dim=32")
+    users: int = option(200, "simulated users (drawn from the dataset's users with the seed)")
+    pages: int = option(5, "most pages per session")
+    slate_size: int = option(10, "items per page")
+    user_kind: UserKind = option("statistical", "simulated users: statistical (fast, no LLM), llm, or hybrid (LLM pooled with the data)")
+    llm: str = option("embedded", "the users' LLM: 'embedded' (SmolLM2 in-process) or 'openai:MODEL@BASE_URL' (vLLM, Ollama, OpenAI)")
+    llm_cache: Path | None = option(Path("runs/llm-cache.sqlite"), "SQLite cache of LLM answers (a warm rerun makes no calls)")
+    calibration_users: int = option(20, "users whose held-out items calibrate the hybrid users' blend")
+    design: Literal["paired", "split"] = option("paired", "paired twins (every user meets every arm) or split (random assignment)")
+    test: Literal["t", "rank"] = option("t", "t: paired t / Welch; rank: Wilcoxon / Mann-Whitney")
+    alpha: float = option(0.05, "significance level (after Holm's correction across arms and metrics)")
+    bootstrap: int = option(2000, "bootstrap resamples for the confidence intervals")
+    quotes: int = option(3, "users per arm interviewed in words for the report's quotes")
+    explore: float = option(0.1, "control's exploration for off-policy estimates: probability of a random slate from its top --explore-pool (0: off)")
+    explore_pool: int = option(50, "the control's top items an exploring slate is drawn from")
+    aa: bool = option(False, "run the A/A self-check instead: the control against itself --aa-runs times")
+    aa_runs: int = option(200, "A/A replicates (each with its own users and draws)")
+    seed: int = option(0, "seed of the users, their draws, the models and the bootstrap")
+    out: Path = option(Path("runs/ab"), "run directory: event store, config, models, results.json, report.html")
+    threads: int = option(8, "threads for LLM users' pages (their calls go out together)")
+    progress: bool = option(True, "show progress bars")
+    html: bool = option(True, "write report.html")
+
+    def arm_models(self) -> list[str]:
+        return [a.strip() for a in self.arms.split(",") if a.strip()]
+
+    def arm_labels(self) -> list[str]:
+        """Unique labels: a model named twice becomes ``pop`` and ``pop#2``."""
+        labels, seen = [], {}
+        for model in self.arm_models():
+            seen[model] = seen.get(model, 0) + 1
+            labels.append(model if seen[model] == 1 else f"{model}#{seen[model]}")
+        return labels
+
+    def control_label(self) -> str:
+        return self.control or self.arm_labels()[0]
+
+    def validate(self) -> None:
+        models = self.arm_models()
+        if len(models) < (1 if self.aa else 2):
+            raise ABConfigError(f"arms: need at least two arms, got {self.arms!r}")
+        for model in models:
+            recommender_class(model)  # RecommenderError naming the valid ones
+        if self.control and self.control not in self.arm_labels():
+            raise ABConfigError(f"control: {self.control!r} is not one of the arms {self.arm_labels()}")
+        for name, value, low in (("users", self.users, 2), ("pages", self.pages, 1), ("slate_size", self.slate_size, 1),
+                                 ("bootstrap", self.bootstrap, 100), ("aa_runs", self.aa_runs, 1)):  # fmt: skip
+            if value < low:
+                raise ABConfigError(f"{name}: must be at least {low}, got {value}")
+        if self.design == "split" and self.users < 2 * len(models):
+            raise ABConfigError(f"users: a split design needs at least 2 users per arm, got {self.users} for {len(models)} arms")
+        if not 0.0 <= self.explore < 1.0:
+            raise ABConfigError(f"explore: must be in [0, 1), got {self.explore}")
+        if not 0.0 < self.alpha < 1.0:
+            raise ABConfigError(f"alpha: must be in (0, 1), got {self.alpha}")
+
+    def recorded(self) -> dict[str, Any]:
+        """The settings that define the run (what a resume must match)."""
+        skip = {"progress", "html", "threads", "out", "llm_cache", "quotes"}
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items() if k not in skip}
+
+
+def model_params(config: ABConfig) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for text in config.model_params:
+        model, dot, rest = text.partition(".")
+        if not dot or model not in config.arm_models():
+            raise ABConfigError(f"model_params: {text!r} must be MODEL.name=value with MODEL one of {config.arm_models()}")
+        out.setdefault(model, {}).update(parse_assignments([rest]))
+    return out
+
+
+@dataclass
+class World:
+    """Everything fitted once: data, split, users' kit, the arms' recommenders, the LLM and blend."""
+
+    dataset: Dataset
+    split: Split
+    kit: UserKit
+    recommenders: dict[str, Recommender]
+    fit_seconds: dict[str, float] = field(default_factory=dict)
+    llm: Any = None
+    blend: Any = None
+
+    def user_factory(self, kind: UserKind):
+        if kind == "statistical":
+            return self.kit.statistical_user
+        if kind == "llm":
+            return lambda u, rng: self.kit.llm_user(u, rng, self.llm)
+        return lambda u, rng: self.kit.hybrid_user(u, rng, self.llm, self.blend)
+
+
+def build_world(config: ABConfig, models_dir: Path | None = None) -> World:
+    """Load the data, fit (or load) each model once, build the users' kit, and the LLM when needed."""
+    config.validate()
+    params = model_params(config)
+    dataset = load_dataset(config.dataset)
+    split = leave_one_out(dataset)
+    train = split.train_dataset()
+    recommenders, seconds = {}, {}
+    for model in dict.fromkeys(config.arm_models()):
+        built = build_recommender(model, {"seed": config.seed, **params.get(model, {})})  # bad params fail before training
+        path = models_dir / model if models_dir is not None else None
+        started = time.perf_counter()
+        if path is not None and (path / "recommender.json").exists():
+            built = Recommender.load(path)
+        else:
+            built.fit(train, valid=split.valid)
+            if path is not None:
+                built.save(path)
+        recommenders[model], seconds[model] = built, time.perf_counter() - started
+    kit = build_user_kit(train, seed=config.seed)
+    world = World(dataset, split, kit, recommenders, seconds)
+    if config.user_kind != "statistical":
+        from recarena.agents.calibration import calibrate_blend
+        from recarena.agents.llm import LLMConfig, make_llm
+
+        world.llm = make_llm(config.llm, LLMConfig(cache_path=config.llm_cache, progress=False))
+        if config.user_kind == "hybrid":
+            held_out = pd.concat([split.valid, split.test], ignore_index=True)
+            world.blend = calibrate_blend(kit, held_out, world.llm, n_users=config.calibration_users, positives_per_user=2,
+                                          negatives=3, seed=config.seed, progress=config.progress)  # fmt: skip
+    return world
+
+
+def assign_users(config: ABConfig, n_users: int, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The drawn users and each arm's users (all of them when paired; a balanced random share when split)."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
+    users = np.sort(rng.choice(n_users, size=min(config.users, n_users), replace=False))
+    labels = config.arm_labels() if not config.aa else [config.arm_labels()[0], config.arm_labels()[0] + "#A'"]
+    if config.design == "paired":
+        return users, {label: users for label in labels}
+    order = rng.permutation(users)
+    return users, {label: np.sort(order[k :: len(labels)]) for k, label in enumerate(labels)}
+
+
+def compare_arms(config: ABConfig, per_user: dict[str, pd.DataFrame], counts: dict[str, np.ndarray], control: str, seed: int,
+                 metrics: tuple[str, ...] = am.USER_METRICS, population: bool = True) -> list[Comparison]:
+    """Every metric of every arm against `control`, Holm-adjusted across the whole family."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 3]))
+    out: list[Comparison] = []
+    base = per_user[control]
+    for arm, frame in per_user.items():
+        if arm == control:
+            continue
+        for metric in metrics:
+            out.append(compare_users(metric, arm, base[metric].to_numpy(), frame[metric].to_numpy(), config.design, config.test,
+                                     rng, config.bootstrap, config.alpha))  # fmt: skip
+        if population:
+            for metric, figure in (("coverage", coverage_of), ("exposure_gini", gini_of)):
+                out.append(population_comparison(metric, arm, counts[control], counts[arm], figure, config.design, rng,
+                                                 n_boot=min(config.bootstrap, 1000), n_permutations=1000))  # fmt: skip
+    adjusted = holm([c.p_value for c in out])
+    return [Comparison(**{**asdict(c), "p_holm": float(p)}) for c, p in zip(out, adjusted)]
+
+
+def run_ab(config: ABConfig, world: World | None = None) -> dict[str, Any]:
+    """Run the A/B test of `config` into ``config.out``; returns the results (also in results.json)."""
+    config.validate()
+    started = time.perf_counter()
+    run_dir = RunDirectory(config.out, config.recorded(), config.seed)
+    world = world or build_world(config, models_dir=config.out / "models")
+    users, arms = assign_users(config, world.dataset.n_users, config.seed)
+    labels, models = config.arm_labels(), dict(zip(config.arm_labels(), config.arm_models()))
+    control = config.control_label()
+    twins = Twins(world.user_factory(config.user_kind), users, config.seed)
+    exploration = Exploration(config.explore, config.explore_pool)
+    usage: dict[str, dict[str, float]] = {}
+    bar = tqdm(total=sum(len(v) for v in arms.values()), desc="sessions (users x arms)", disable=not config.progress)
+    for position, label in enumerate(labels):
+        arm_run = simulate_arm(label, position, world.recommenders[models[label]], twins, arms[label], seed=config.seed,
+                               pages=config.pages, slate_size=config.slate_size, store=run_dir.events,
+                               exploration=exploration if label == control else Exploration(), quotes=config.quotes,
+                               llm=world.llm, threads=config.threads, progress=bar)  # fmt: skip
+        usage[label] = {**arm_run.llm_usage, "seconds": arm_run.seconds}
+    bar.close()
+    impressions, sessions = store_frames(run_dir.events)
+    results = summarise(config, world, users, arms, impressions, sessions, usage, control)
+    results["run"] = {"directory": str(config.out), "seed": config.seed, "versions": run_dir.meta.get("versions"),
+                      "resumed": run_dir.resumed, "seconds": time.perf_counter() - started}  # fmt: skip
+    from .ope import off_policy_estimates
+
+    if config.explore > 0:
+        results["ope"] = off_policy_estimates(world, config, impressions, arms, models, control)
+    (config.out / "results.json").write_text(json.dumps(_jsonable(results), indent=2))
+    if config.html:
+        from .report import write_report
+
+        results["report"] = str(write_report(results, impressions, sessions, world, config.out / "report.html"))
+    run_dir.close()
+    return results
+
+
+def summarise(config: ABConfig, world: World, users: np.ndarray, arms: dict[str, np.ndarray], impressions: pd.DataFrame,
+              sessions: pd.DataFrame, usage: dict[str, dict[str, float]], control: str) -> dict[str, Any]:
+    information = am.self_information(world.split.train_dataset())
+    models = dict(zip(config.arm_labels(), config.arm_models()))
+    per_user, counts, figures = {}, {}, {}
+    for label, arm_users in arms.items():
+        imp, ses = impressions[impressions["arm"] == label], sessions[sessions["arm"] == label]
+        per_user[label] = am.user_metrics(imp, ses, arm_users, world.dataset, information)
+        counts[label] = am.exposure_counts(imp, arm_users, world.dataset.n_items)
+        totals = counts[label].sum(0)[None]
+        figures[label] = {
+            "model": models.get(label, label), "users": int(len(arm_users)),
+            **{m: _nanmean(per_user[label][m]) for m in am.USER_METRICS},
+            "coverage": float(coverage_of(totals)[0]), "exposure_gini": float(gini_of(totals)[0]),
+            "impressions": int(len(imp)), "impression_watch_rate": float(imp["watched"].mean()) if len(imp) else None,
+            "exit_depth_survival": am.exit_depth_survival(ses, config.pages),
+            "genre_exposure": am.genre_exposure(imp, world.dataset),
+            "ratings": {str(k): int(v) for k, v in pd.to_numeric(imp.loc[imp["watched"].astype(bool), "rating"]).value_counts().sort_index().items()},
+            "llm": usage.get(label, {}), "fit_seconds": world.fit_seconds.get(models[label]),
+        }  # fmt: skip
+    comparisons = compare_arms(config, per_user, counts, control, config.seed)
+    real = world.dataset.interactions
+    real_ratings = pd.to_numeric(real.loc[real["user"].isin(users), "rating"]).round().clip(1, 5).astype(int).value_counts().sort_index()
+    quotes = sessions[sessions["liked"].fillna("").astype(str).str.len() > 0][["arm", "user", "satisfaction", "liked", "missed"]]
+    return {
+        "config": config.recorded() | {"out": str(config.out)}, "control": control, "design": config.design,
+        "dataset": world.dataset.name, "split": world.split.summary(), "users": users.tolist(),
+        "arms": figures, "comparisons": [c.as_dict() for c in comparisons],
+        "real_ratings": {str(k): int(v) for k, v in real_ratings.items()},
+        "quotes": quotes.to_dict(orient="records"),
+        "blend": asdict(world.blend) if world.blend is not None else None,
+        "llm_total": world.llm.accountant.report()["total"] if world.llm is not None else None,
+    }
+
+
+def run_aa(config: ABConfig, world: World | None = None, runs: int | None = None) -> dict[str, Any]:
+    """The A/A self-check: the control against itself `runs` times with fresh users and draws each time.
+
+    Sessions stay in memory (no event store); returns the p-values per metric and the share
+    of runs with p < alpha (it should sit near alpha)."""
+    config.validate()
+    runs = config.aa_runs if runs is None else runs
+    world = world or build_world(config)
+    model = config.arm_models()[0]
+    recommender = world.recommenders[model]
+    make_user = world.user_factory(config.user_kind)
+    information = am.self_information(world.split.train_dataset())
+    metrics = ("watch_rate", "mean_rating", "pages", "satisfaction")
+    p_values = {m: [] for m in metrics}
+    for r in tqdm(range(runs), desc="A/A runs", disable=not config.progress):
+        seed = config.seed * 1_000_003 + r
+        users, arms = assign_users(config, world.dataset.n_users, seed)
+        per_user = {}
+        if config.user_kind == "statistical":  # vectorised, no user objects: 200 runs in seconds
+            for position, (label, arm_users) in enumerate(arms.items()):
+                per_user[label] = fast_statistical_sessions(world.kit, recommender, arm_users, pages=config.pages,
+                                                            slate_size=config.slate_size,
+                                                            rng=np.random.default_rng(np.random.SeedSequence([seed, position])))  # fmt: skip
+        twins = Twins(make_user, users, seed) if not per_user else None
+        for position, (label, arm_users) in enumerate(arms.items() if twins is not None else []):
+            arm_run = simulate_arm(label, position, recommender, twins, arm_users, seed=seed, pages=config.pages,
+                                   slate_size=config.slate_size, llm=world.llm, threads=config.threads)  # fmt: skip
+            imp, ses = records_to_frames(arm_run.records)
+            per_user[label] = am.user_metrics(imp, ses, arm_users, world.dataset, information)
+        a, b = per_user.values()
+        from .stats import p_value_of
+
+        for m in metrics:
+            p_values[m].append(p_value_of(a[m].to_numpy(), b[m].to_numpy(), config.design, config.test))
+    rates = {m: float(np.mean(np.asarray(p) < config.alpha)) for m, p in p_values.items()}
+    return {"runs": runs, "alpha": config.alpha, "design": config.design, "test": config.test, "arm": model,
+            "users": config.users, "false_positive_rate": rates, "p_values": p_values}  # fmt: skip
+
+
+def _nanmean(series: pd.Series) -> float | None:
+    values = series.to_numpy(float)
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if len(values) else None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if not math.isfinite(float(value)) else float(value)
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+__all__ = ["ABConfig", "ABConfigError", "World", "build_world", "run_ab", "run_aa", "RecommenderError"]

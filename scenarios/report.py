@@ -1,0 +1,243 @@
+"""What a person reads after an A/B test: a terminal summary and a self-contained ``report.html``.
+
+The page holds a summary table, the effects against the control with their 95% intervals,
+exit-depth survival curves, simulated versus real rating distributions, genre exposure per
+arm, interview quotes, off-policy estimates beside the simulated truth, and LLM usage and
+cost. Plots are matplotlib PNGs embedded as base64, so the file opens anywhere offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .ab_metrics import LABELS, POPULATION_METRICS, USER_METRICS
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 1e-3 and value != 0 else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _power(value: Any) -> str:
+    return "never (no effect)" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{int(value):,}"
+
+
+def _verdict(c: dict[str, Any], alpha: float) -> str:
+    p = c.get("p_holm")
+    if p is None:
+        return "untestable"
+    if p < alpha:
+        return "better" if c["effect"] > 0 else "worse"
+    return "no clear difference"
+
+
+def format_summary(results: dict[str, Any]) -> str:
+    """The terminal table: per-arm figures, then effects against the control."""
+    arms = results["arms"]
+    metrics = list(USER_METRICS) + list(POPULATION_METRICS)
+    width = max(len(a) for a in arms) + 2
+    lines = [f"A/B test on {results['dataset']}: {len(arms)} arms, design {results['design']}, control {results['control']}"]
+    lines.append("arm".ljust(width) + "users".rjust(6) + "".join(m[:12].rjust(13) for m in metrics) + "llm calls".rjust(11))
+    for name, a in arms.items():
+        lines.append(name.ljust(width) + str(a["users"]).rjust(6) + "".join(_fmt(a.get(m)).rjust(13) for m in metrics)
+                     + str(int(a.get("llm", {}).get("calls", 0))).rjust(11))  # fmt: skip
+    alpha = results["config"]["alpha"]
+    lines.append(f"\neffects against {results['control']} (95% bootstrap CI; p after Holm over {len(results['comparisons'])} tests):")
+    lines.append("arm".ljust(width) + "metric".ljust(17) + "effect".rjust(10) + "95% CI".rjust(22) + "p".rjust(10) + "p Holm".rjust(10)
+                 + "  users for 80% power".ljust(22) + "  verdict")  # fmt: skip
+    for c in results["comparisons"]:
+        ci = f"[{_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}]"
+        power = _power(c.get("users_for_power")) if c["metric"] in USER_METRICS else "-"
+        lines.append(c["arm"].ljust(width) + c["metric"].ljust(17) + _fmt(c["effect"]).rjust(10) + ci.rjust(22)
+                     + _fmt(c["p_value"]).rjust(10) + _fmt(c["p_holm"]).rjust(10) + ("  " + power).ljust(22) + "  " + _verdict(c, alpha))  # fmt: skip
+    ope = results.get("ope") or {}
+    if ope.get("arms"):
+        lines.append(f"\noff-policy estimates of first-page watch rate from {results['control']}'s logs ({ope.get('policy', '')}):")
+        lines.append("arm".ljust(width) + "simulated".rjust(11) + "naive".rjust(9) + "IPS".rjust(9) + "SNIPS".rjust(9) + "DR".rjust(9) + "support".rjust(9))
+        for name, o in ope["arms"].items():
+            lines.append(name.ljust(width) + "".join(_fmt(o.get(k)).rjust(w) for k, w in
+                         (("truth", 11), ("naive", 9), ("ips", 9), ("snips", 9), ("dr", 9), ("support", 9))))  # fmt: skip
+    return "\n".join(lines)
+
+
+def format_aa(result: dict[str, Any]) -> str:
+    lines = [f"A/A self-check: {result['arm']} against itself, {result['runs']} runs of {result['users']} users, "
+             f"{result['design']} design, {result['test']} test, alpha {result['alpha']}"]  # fmt: skip
+    for metric, rate in result["false_positive_rate"].items():
+        sd = math.sqrt(result["alpha"] * (1 - result["alpha"]) / result["runs"])
+        lines.append(f"  {metric:<14} false-positive rate {rate:.3f}  (expected {result['alpha']:.3f} +- {1.96 * sd:.3f})")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- plots
+def _png(figure) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(figure)
+    return '<img alt="plot" src="data:image/png;base64,' + base64.b64encode(buffer.getvalue()).decode() + '">'
+
+
+def _plots(results: dict[str, Any]) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = results["arms"]
+    names = list(arms)
+    plots = {}
+    # Effects with intervals, one panel per metric.
+    comparisons = results["comparisons"]
+    metrics = list(dict.fromkeys(c["metric"] for c in comparisons))
+    if metrics:
+        fig, axes = plt.subplots(1, len(metrics), figsize=(2.3 * len(metrics), 2.6), squeeze=False)
+        for ax, metric in zip(axes[0], metrics):
+            rows = [c for c in comparisons if c["metric"] == metric]
+            for y, c in enumerate(rows):
+                low, high = c["ci_low"], c["ci_high"]
+                colour = "tab:green" if (c.get("p_holm") or 1) < results["config"]["alpha"] and c["effect"] > 0 else \
+                    "tab:red" if (c.get("p_holm") or 1) < results["config"]["alpha"] else "tab:grey"  # fmt: skip
+                if low is not None and high is not None:
+                    ax.plot([low, high], [y, y], color=colour, lw=2)
+                ax.plot([c["effect"]], [y], "o", color=colour)
+            ax.axvline(0, color="black", lw=0.8)
+            ax.set_yticks(range(len(rows)), [c["arm"] for c in rows])
+            ax.set_title(LABELS.get(metric, metric), fontsize=9)
+            ax.tick_params(labelsize=7)
+        fig.suptitle(f"effect against {results['control']} (95% bootstrap interval)", fontsize=10)
+        fig.tight_layout()
+        plots["effects"] = _png(fig)
+    # Exit-depth survival.
+    fig, ax = plt.subplots(figsize=(4.5, 3))
+    for name in names:
+        curve = arms[name]["exit_depth_survival"]
+        ax.step(range(1, len(curve) + 1), curve, where="post", label=name)
+    ax.set_xlabel("page")
+    ax.set_ylabel("sessions still there")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=8)
+    plots["survival"] = _png(fig)
+    # Ratings: simulated per arm vs real.
+    fig, ax = plt.subplots(figsize=(4.5, 3))
+    levels = np.arange(1, 6)
+    series = {"real (these users)": results["real_ratings"]} | {n: arms[n]["ratings"] for n in names}
+    width = 0.8 / len(series)
+    for k, (name, counts) in enumerate(series.items()):
+        values = np.array([counts.get(str(level), 0) for level in levels], float)
+        ax.bar(levels + (k - (len(series) - 1) / 2) * width, values / max(values.sum(), 1), width, label=name)
+    ax.set_xlabel("rating")
+    ax.set_ylabel("share")
+    ax.legend(fontsize=7)
+    plots["ratings"] = _png(fig)
+    # Genre exposure.
+    genres = list(next(iter(arms.values()))["genre_exposure"])
+    fig, ax = plt.subplots(figsize=(7, 3))
+    width = 0.8 / len(names)
+    for k, name in enumerate(names):
+        shares = [arms[name]["genre_exposure"][g] for g in genres]
+        ax.bar(np.arange(len(genres)) + (k - (len(names) - 1) / 2) * width, shares, width, label=name)
+    ax.set_xticks(range(len(genres)), genres, rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("share of impressions")
+    ax.legend(fontsize=8)
+    plots["genres"] = _png(fig)
+    return plots
+
+
+# ---------------------------------------------------------------------- page
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; table-layout: auto; }
+th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; font-size: 13px; white-space: nowrap; }
+td.text { text-align: left; white-space: normal; max-width: 420px; overflow-wrap: anywhere; }
+th { background: #f3f3f3; }
+.better { color: #176b1c; font-weight: bold; } .worse { color: #a31515; font-weight: bold; }
+.note { color: #555; font-size: 13px; max-width: 900px; }
+img { max-width: 100%; }
+"""
+
+
+def _table(header: list[str], rows: list[list[str]], text_columns: tuple[int, ...] = ()) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="{"text" if j in text_columns else ""}">{cell}</td>' for j, cell in enumerate(row)) + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_html(results: dict[str, Any]) -> str:
+    arms, alpha = results["arms"], results["config"]["alpha"]
+    plots = _plots(results)
+    esc = html.escape
+    metrics = list(USER_METRICS) + list(POPULATION_METRICS)
+    summary = _table(["arm", "model", "users"] + [LABELS[m] for m in metrics],
+                     [[esc(n), esc(a["model"]), str(a["users"])] + [_fmt(a.get(m)) for m in metrics] for n, a in arms.items()])  # fmt: skip
+    effect_rows = []
+    for c in results["comparisons"]:
+        verdict = _verdict(c, alpha)
+        cls = "better" if verdict == "better" else "worse" if verdict == "worse" else ""
+        effect_rows.append([esc(c["arm"]), esc(LABELS.get(c["metric"], c["metric"])), _fmt(c["control_value"]), _fmt(c["arm_value"]),
+                            _fmt(c["effect"]), f"[{_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}]", esc(c["test"]), _fmt(c["p_value"]),
+                            _fmt(c["p_holm"]), _power(c.get("users_for_power")) if c["metric"] in USER_METRICS else "-",
+                            f'<span class="{cls}">{esc(verdict)}</span>'])  # fmt: skip
+    effects = _table(["arm", "metric", results["control"], "arm value", "effect", "95% CI", "test", "p", "p (Holm)",
+                      "users for 80% power", "verdict"], effect_rows)  # fmt: skip
+    quotes = [[esc(q["arm"]), str(q["user"]), _fmt(q.get("satisfaction")), esc(str(q.get("liked") or "")), esc(str(q.get("missed") or ""))]
+              for q in results.get("quotes", [])[:30]]  # fmt: skip
+    usage_rows = []
+    for n, a in arms.items():
+        u = a.get("llm") or {}
+        usage_rows.append([esc(n), str(int(u.get("calls", 0))), str(int(u.get("cache_hits", 0))), str(int(u.get("prompt_tokens", 0))),
+                           str(int(u.get("completion_tokens", 0))), str(int(u.get("fallbacks", 0))), _fmt(u.get("wall_s", 0.0), 1),
+                           f"${u.get('cost_usd', 0.0):.4f}", _fmt(u.get("seconds", 0.0), 1)])  # fmt: skip
+    ope = results.get("ope") or {}
+    ope_html = ""
+    if ope.get("arms"):
+        ope_html = "<h2>Off-policy estimates beside the simulated truth</h2>" + f'<p class="note">{esc(ope.get("policy", ""))}</p>' + _table(
+            ["arm", "simulated truth", "naive (control's rate)", "IPS", "SNIPS", "DR", "support", "matched slots"],
+            [[esc(n)] + [_fmt(o.get(k)) for k in ("truth", "naive", "ips", "snips", "dr", "support")] + [str(o.get("matches", 0))]
+             for n, o in ope["arms"].items()])  # fmt: skip
+    blend = results.get("blend")
+    blend_html = ""
+    if blend:
+        effect = blend.get("fitted_on", {}).get("watch_effect", {})
+        blend_html = (f'<p class="note">Hybrid users: the LLM moves the watch logit by {_fmt(effect.get("llm"))} against '
+                      f'{_fmt(effect.get("preference"))} for the preference model (weight x spread, fitted on held-out items).</p>')  # fmt: skip
+    config = results["config"]
+    return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>recarena A/B test</title><style>{_STYLE}</style></head><body>
+<h1>Simulated A/B test on {esc(results['dataset'])}</h1>
+<p class="note">{len(arms)} arms, control <b>{esc(results['control'])}</b>, {esc(results['design'])} design, {esc(config['user_kind'])} users,
+up to {config['pages']} pages of {config['slate_size']} items, seed {config['seed']}. Each user is the unit: figures are means over users;
+coverage and Gini are over all impressions of the arm. Verdicts use p after Holm's correction at alpha {alpha}.</p>
+<h2>Summary</h2>{summary}
+<h2>Effects against the control</h2>{effects}{plots.get('effects', '')}
+<p class="note">"users for 80% power": how many simulated users (per arm for a split design) the t-test needs to detect the observed
+effect at alpha {alpha}; when it exceeds the users simulated, a "no clear difference" may just be too few users.</p>
+<h2>Exit depth</h2>{plots['survival']}
+<h2>Ratings: simulated against real</h2>{plots['ratings']}
+<h2>Genre exposure per arm</h2>{plots['genres']}
+<h2>What users said</h2>{_table(['arm', 'user', 'satisfaction', 'liked', 'missed'], quotes, (3, 4)) if quotes else '<p>No interviews in words.</p>'}
+{ope_html}
+<h2>LLM usage and cost</h2>{_table(['arm', 'calls', 'cache hits', 'prompt tokens', 'completion tokens', 'fallbacks', 'LLM wall s', 'cost', 'arm wall s'], usage_rows)}
+{blend_html}
+<p class="note">Run directory {esc(str(results.get('run', {}).get('directory', '')))}; versions {esc(str(results.get('run', {}).get('versions', '')))}.</p>
+</body></html>"""
+
+
+def write_report(results: dict[str, Any], impressions: Any, sessions: Any, world: Any, path: str | Path) -> Path:
+    """Render `results` to `path` (the frames and world are for future panels; the results hold what is drawn)."""
+    path = Path(path)
+    path.write_text(render_html(results), encoding="utf-8")
+    return path
