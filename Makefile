@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 EXTRAS ?= dev,llm,memory
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo clean
+.PHONY: setup browser test demo clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +20,16 @@ $(STAMP): pyproject.toml | $(PY)
 
 setup: $(STAMP)
 
+# The report test renders report.html in headless Chromium (Debian's package); install it where apt can.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		if command -v apt-get >/dev/null 2>&1; then apt-get update -qq && apt-get install -y -qq chromium; \
+		else echo "make: chromium is missing and apt-get is not available; the browser test will fail" >&2; fi; \
+	fi
+
 # pytest exits 5 when it collects no test: a suite that finds nothing is broken, so say so and fail.
-test: setup
-	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+test: setup browser
+	@RECARENA_REQUIRE_CHROMIUM=1 $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
 	exit $$rc
 

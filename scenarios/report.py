@@ -161,7 +161,7 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; 
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; table-layout: auto; }
 th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; font-size: 13px; white-space: nowrap; }
 td.text { text-align: left; white-space: normal; max-width: 420px; overflow-wrap: anywhere; }
-th { background: #f3f3f3; }
+th { background: #f3f3f3; white-space: normal; vertical-align: bottom; }
 .better { color: #176b1c; font-weight: bold; } .worse { color: #a31515; font-weight: bold; }
 .note { color: #555; font-size: 13px; max-width: 900px; }
 img { max-width: 100%; }
