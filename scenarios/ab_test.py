@@ -269,7 +269,7 @@ def summarise(config: ABConfig, world: World, users: np.ndarray, arms: dict[str,
             "impressions": int(len(imp)), "impression_watch_rate": float(imp["watched"].mean()) if len(imp) else None,
             "exit_depth_survival": am.exit_depth_survival(ses, config.pages),
             "genre_exposure": am.genre_exposure(imp, world.dataset),
-            "ratings": {str(k): int(v) for k, v in pd.to_numeric(imp.loc[imp["watched"].astype(bool), "rating"]).value_counts().sort_index().items()},
+            "ratings": {str(k): int(v) for k, v in pd.to_numeric(imp.loc[imp["watched"].astype(bool), "rating"]).astype(int).value_counts().sort_index().items()},
             "llm": usage.get(label, {}), "fit_seconds": world.fit_seconds.get(models[label]),
         }  # fmt: skip
     comparisons = compare_arms(config, per_user, counts, control, config.seed)

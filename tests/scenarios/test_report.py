@@ -27,6 +27,14 @@ def test_report_is_self_contained_with_every_section(report):
     assert page.count("<tr>") >= 1 + len(results["arms"]) + 1 + len(results["comparisons"])
 
 
+def test_simulated_and_real_rating_histograms_share_their_levels(report):
+    results, _ = report
+    levels = {"1", "2", "3", "4", "5"}
+    assert set(results["real_ratings"]) <= levels
+    for arm in results["arms"].values():
+        assert arm["ratings"] and set(arm["ratings"]) <= levels  # the plot looks bars up by these keys
+
+
 def test_report_quotes_the_interviews(report):
     results, page = report
     assert results["quotes"] and results["quotes"][0]["liked"] in page
