@@ -184,9 +184,15 @@ def main() -> None:
     parser.add_argument("--skip-recbole", action="store_true", help="only our side (no ratios)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads, the same on both sides")
     parser.add_argument("--retrieval", action="store_true", help="also time faiss page requests on a 100k-item catalog")
+    parser.add_argument("--patience", type=int, default=None,
+                        help="early-stopping patience (validation epochs without improvement) for every model, the same on both sides")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/recommenders_vs_recbole.json"))
     args = parser.parse_args()
     SHARED["sasrec"]["epochs"] = args.sasrec_epochs
+    if args.patience is not None:
+        for params in SHARED.values():
+            if "patience" in params:
+                params["patience"] = args.patience
     split = leave_one_out(load_dataset("ml-100k"))
     python = None if args.skip_recbole else recbole_python(args.recbole_venv)
     machine = (f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, "
