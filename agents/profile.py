@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from recarena.simulator.data import Dataset
+from recarena.simulator.data.dataset import per_user
 
 TIERS = ("low", "medium", "high")
 
@@ -151,7 +152,7 @@ def build_profiles(dataset: Dataset, config: ProfileConfig = ProfileConfig()) ->
     diversity_tier = _tiers(diversity, diversity[reference])
 
     titles = dataset.items["title"].to_numpy()
-    histories = _histories_with_ratings(users, items, ratings, n_users)
+    histories = list(zip(per_user(frame, n_users), per_user(frame, n_users, "rating")))
     user_rows = dataset.users
     profiles = []
     for u in range(n_users):
@@ -184,12 +185,6 @@ def build_profiles(dataset: Dataset, config: ProfileConfig = ProfileConfig()) ->
             )
         )
     return profiles
-
-
-def _histories_with_ratings(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int):
-    order = np.argsort(users, kind="stable")  # interactions are in time order; stable keeps it per user
-    bounds = np.searchsorted(users[order], np.arange(n_users + 1))
-    return [(items[order[a:b]], ratings[order[a:b]]) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def _plain(value: Any) -> Any:

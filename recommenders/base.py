@@ -57,6 +57,7 @@ import pandas as pd
 import torch
 
 from recarena.simulator.data import Dataset
+from recarena.simulator.data.dataset import per_user
 
 from .errors import RecommenderError
 from .params import Params
@@ -80,11 +81,7 @@ class Recommendations:
 
 def user_histories(frame: pd.DataFrame, n_users: int) -> list[np.ndarray]:
     """Each user's items in `frame`, in time order (ties keep the frame's order)."""
-    users = frame["user"].to_numpy()
-    order = np.lexsort((np.arange(len(frame)), frame["timestamp"].to_numpy(), users))
-    items = frame["item"].to_numpy().astype(np.int64)[order]
-    bounds = np.searchsorted(users[order], np.arange(n_users + 1))
-    return [items[bounds[u] : bounds[u + 1]] for u in range(n_users)]
+    return per_user(frame, n_users)
 
 
 @contextmanager

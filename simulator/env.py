@@ -106,13 +106,8 @@ class SlateSpace(spaces.MultiDiscrete):
 
 
 def user_histories(dataset: Dataset) -> list[np.ndarray]:
-    """Each user's items in time order (the frame is sorted by time)."""
-    frame = dataset.interactions
-    users = frame["user"].to_numpy()
-    order = np.argsort(users, kind="stable")
-    bounds = np.searchsorted(users[order], np.arange(dataset.n_users + 1))
-    items = frame["item"].to_numpy().astype(np.int64)[order]
-    return [items[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    """Each user's items in time order."""
+    return dataset.user_histories()
 
 
 def observation_space(n_users: int, n_items: int, config: EnvConfig) -> spaces.Dict:

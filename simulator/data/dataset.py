@@ -175,12 +175,8 @@ class Dataset:
         return sorted({g for genres in self.items["genres"] for g in genres})
 
     def user_histories(self) -> list[np.ndarray]:
-        """Each user's items in time order (one array per user; empty where none)."""
-        order = np.lexsort((np.arange(self.n_interactions), self.interactions["user"].to_numpy()))
-        users = self.interactions["user"].to_numpy()[order]
-        items = self.interactions["item"].to_numpy()[order]
-        bounds = np.searchsorted(users, np.arange(self.n_users + 1))
-        return [items[bounds[u] : bounds[u + 1]] for u in range(self.n_users)]
+        """Each user's items in time order (one int64 array per user; empty where none)."""
+        return per_user(self.interactions, self.n_users)
 
     def describe(self) -> DatasetInfo:
         n = self.n_interactions
@@ -225,6 +221,18 @@ class Dataset:
             users=pd.read_parquet(directory / "users.parquet"),
             has_ratings=bool(meta["has_ratings"]),
         )
+
+
+def per_user(frame: pd.DataFrame, n_users: int, column: str = "item") -> list[np.ndarray]:
+    """Each user's `column` values in `frame`, in time order (ties keep the frame's order).
+
+    Item and user columns come back as int64 arrays, others in their own dtype."""
+    users = frame["user"].to_numpy()
+    order = np.lexsort((np.arange(len(frame)), frame["timestamp"].to_numpy(), users))
+    values = frame[column].to_numpy()
+    values = (values.astype(np.int64) if column in ("item", "user") else values)[order]
+    bounds = np.searchsorted(users[order], np.arange(n_users + 1))
+    return [values[bounds[u] : bounds[u + 1]] for u in range(n_users)]
 
 
 def _lookup(frame: pd.DataFrame, what: str, raw_id: str) -> int:

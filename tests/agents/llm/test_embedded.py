@@ -7,7 +7,7 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, Field
 
-from recarena.agents.llm import LLM, LLMConfig, SQLiteCache, check_llm, make_llm
+from recarena.agents.llm import LLM, LLMConfig, check_llm, make_llm
 
 QUESTION = [
     {"role": "system", "content": "You are a movie fan who loves science fiction and hates horror."},
