@@ -99,8 +99,21 @@ def _users_with_positives(part, config: FidelityConfig) -> dict[int, np.ndarray]
     return positive.groupby("user")["item"].apply(lambda s: s.to_numpy()).to_dict()
 
 
-def tune_threshold(split: Split, config: FidelityConfig, score: Callable[[int, np.ndarray], np.ndarray], users: np.ndarray | None = None) -> float | None:
-    """The threshold on `score(user, items)` with the best F1 on validation pages at 1:1; None without validation data."""
+def items_by_user(split: Split) -> dict[int, set[int]]:
+    """Every item each user ever had, in any part: what a negative must not be."""
+    return split.dataset.interactions.groupby("user")["item"].apply(lambda s: set(s.tolist())).to_dict()
+
+
+def tune_threshold(
+    split: Split,
+    config: FidelityConfig,
+    score: Callable[[int, np.ndarray], np.ndarray],
+    everything: dict[int, set[int]],
+    users: np.ndarray | None = None,
+) -> float | None:
+    """The threshold on `score(user, items)` with the best F1 on validation pages at 1:1; None without validation data.
+
+    `everything` is `items_by_user(split)`, computed once by the caller."""
     rng = np.random.default_rng(config.seed + 1)
     data = split.dataset
     by_user = _users_with_positives(split.valid, config)
@@ -108,7 +121,6 @@ def tune_threshold(split: Split, config: FidelityConfig, score: Callable[[int, n
         by_user = {u: by_user[u] for u in users.tolist() if u in by_user}
     if not by_user:
         return None
-    everything = data.interactions.groupby("user")["item"].apply(lambda s: set(s.tolist())).to_dict()
     truth, scores = [], []
     for user, positives in by_user.items():
         positives = positives[: config.max_positives]
@@ -143,9 +155,9 @@ def fidelity_report(make_user: Callable[[int], SimulatedUser], split: Split, con
     candidates = np.array(sorted(positives_by_user), dtype=np.int64)
     if config.max_users is not None and len(candidates) > config.max_users:
         candidates = np.sort(rng.choice(candidates, config.max_users, replace=False))
-    everything = data.interactions.groupby("user")["item"].apply(lambda s: set(s.tolist())).to_dict()
+    everything = items_by_user(split)
     popularity = np.bincount(split.train["item"].to_numpy(), minlength=data.n_items).astype(float)
-    threshold = tune_threshold(split, config, lambda user, items: popularity[items])
+    threshold = tune_threshold(split, config, lambda user, items: popularity[items], everything)
     if threshold is None:
         threshold = float(np.median(popularity))
     # The same freedom for the simulated user: a yes/no threshold on its own probabilities, tuned on validation.
@@ -156,7 +168,7 @@ def fidelity_report(make_user: Callable[[int], SimulatedUser], split: Split, con
             users_made[user] = make_user(user)
         return users_made[user]
 
-    user_threshold = tune_threshold(split, config, lambda u, items: made(u).watch_probabilities(items.tolist()), candidates) if config.tuned_user else None
+    user_threshold = tune_threshold(split, config, lambda u, items: made(u).watch_probabilities(items.tolist()), everything, candidates) if config.tuned_user else None
     train_ratings = split.train["rating"].to_numpy()
     item_sum = np.bincount(split.train["item"].to_numpy(), split.train["rating"].to_numpy(), minlength=data.n_items)
     item_mean = np.where(popularity > 0, item_sum / np.maximum(popularity, 1), train_ratings.mean())
