@@ -262,3 +262,26 @@ def fault_proxy(llama_server) -> Iterator[FaultProxy]:
 def api_key() -> str:
     """The key the session server demands; the secrets test greps every artefact for it."""
     return API_KEY
+
+
+@pytest.fixture(scope="session")
+def question() -> list[dict[str, str]]:
+    """A yes/no question every backend test asks."""
+    return [
+        {"role": "system", "content": "You are a movie fan who loves science fiction and hates horror."},
+        {"role": "user", "content": "Would you like to watch the science fiction film Star Wars? Answer Yes or No."},
+    ]
+
+
+@pytest.fixture(scope="session")
+def verdict_schema() -> type:
+    """The schema of a structured answer every backend test asks for."""
+    from typing import Literal
+
+    from pydantic import BaseModel, Field
+
+    class Verdict(BaseModel):
+        decision: Literal["watch", "skip"]
+        stars: int = Field(ge=1, le=5)
+
+    return Verdict

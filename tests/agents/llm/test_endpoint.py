@@ -5,23 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Literal
 
 import pytest
-from pydantic import BaseModel, Field
 
 from recarena.agents.llm import LLM, LLMConfig, check_llm, make_llm
 from recarena.agents.llm.langchain_backend import LangChainBackend
-
-QUESTION = [
-    {"role": "system", "content": "You are a movie fan who loves science fiction and hates horror."},
-    {"role": "user", "content": "Would you like to watch the science fiction film Star Wars? Answer Yes or No."},
-]
-
-
-class Verdict(BaseModel):
-    decision: Literal["watch", "skip"]
-    stars: int = Field(ge=1, le=5)
 
 
 def endpoint_llm(server, api_key, **config) -> LLM:
@@ -36,49 +24,49 @@ def chat_openai(server, api_key):
                       max_tokens=48, max_retries=0, timeout=60)
 
 
-def test_openai_backend_against_llama_server(llama_server, api_key):
+def test_openai_backend_against_llama_server(llama_server, api_key, question, verdict_schema):
     llm = endpoint_llm(llama_server, api_key)
     summary = check_llm(llm)
     assert summary["structured_ok"] and summary["method"] == "logprobs"
-    verdict = llm.chat(QUESTION, Verdict, params={"max_tokens": 40})
-    assert verdict.ok and isinstance(verdict.parsed, Verdict)
+    verdict = llm.chat(question, verdict_schema, params={"max_tokens": 40})
+    assert verdict.ok and isinstance(verdict.parsed, verdict_schema)
     # llama.cpp's server refuses response_format=json_schema; the backend found its schema extension.
     assert llm.backend.structured_mode == "json_object_schema"
     assert llm.accountant.total().prompt_tokens > 0 and llm.accountant.total().failures == 0
 
 
-def test_endpoint_score_matches_the_embedded_model(llama_server, api_key, embedded_backend):
-    remote = endpoint_llm(llama_server, api_key).score(QUESTION, ["Yes", "No"])
-    local = LLM(embedded_backend, progress=False).score(QUESTION, ["Yes", "No"])
+def test_endpoint_score_matches_the_embedded_model(llama_server, api_key, embedded_backend, question):
+    remote = endpoint_llm(llama_server, api_key).score(question, ["Yes", "No"])
+    local = LLM(embedded_backend, progress=False).score(question, ["Yes", "No"])
     assert remote.method == local.method == "logprobs"
     assert remote.best == local.best
     assert remote.probabilities["Yes"] == pytest.approx(local.probabilities["Yes"], abs=0.05)
 
 
-def test_langchain_chatopenai_against_llama_server(llama_server, api_key):
+def test_langchain_chatopenai_against_llama_server(llama_server, api_key, question, verdict_schema):
     llm = make_llm(chat_openai(llama_server, api_key), LLMConfig(progress=False))
     assert isinstance(llm.backend, LangChainBackend)
     summary = check_llm(llm)
     assert summary["structured_ok"] and summary["method"] == "logprobs"
-    verdict = llm.chat(QUESTION, Verdict)
-    assert verdict.ok and isinstance(verdict.parsed, Verdict)
+    verdict = llm.chat(question, verdict_schema)
+    assert verdict.ok and isinstance(verdict.parsed, verdict_schema)
     assert llm.backend.structured_method in ("default", "json_object_schema", "json_mode", "prompt")
     assert llm.accountant.total().completion_tokens > 0
 
 
-def test_api_key_never_reaches_cache_logs_or_reports(llama_server, api_key, tmp_path, caplog, monkeypatch):
+def test_api_key_never_reaches_cache_logs_or_reports(llama_server, api_key, tmp_path, caplog, monkeypatch, question, verdict_schema):
     monkeypatch.setenv("OPENAI_API_KEY", api_key)  # the usual env var: no key in the config at all
     cache_path = tmp_path / "cache.sqlite"
     with caplog.at_level(logging.DEBUG):
         llm = make_llm(f"openai:smollm2@{llama_server.base_url}", LLMConfig(cache_path=cache_path, progress=False))
-        assert llm.chat(QUESTION, Verdict, params={"max_tokens": 40}).ok
-        assert llm.score(QUESTION, ["Yes", "No"]).ok
+        assert llm.chat(question, verdict_schema, params={"max_tokens": 40}).ok
+        assert llm.score(question, ["Yes", "No"]).ok
         lc = make_llm(chat_openai(llama_server, api_key), LLMConfig(cache_path=cache_path, progress=False))
-        assert lc.chat(QUESTION, params={"max_tokens": 8}).ok
+        assert lc.chat(question, params={"max_tokens": 8}).ok
         # a failing call: its error text and fallback event must be clean too
         wrong = make_llm(f"openai:smollm2@{llama_server.base_url}",
                          LLMConfig(api_key=api_key + "-wrong", progress=False))
-        failed = wrong.chat(QUESTION, fallback="n/a")
+        failed = wrong.chat(question, fallback="n/a")
         assert not failed.ok
     assert "LLM chat fallback" in caplog.text and "POST" in caplog.text  # the logs were really captured
     report = llm.accountant.write(tmp_path / "report.json")
