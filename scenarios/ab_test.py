@@ -23,8 +23,6 @@ p < alpha must sit near alpha.
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,12 +41,13 @@ from recarena.simulator.rundir import RunDirectory
 from . import ab_metrics as am
 from .ab_sim import Exploration, Twins, fast_statistical_sessions, records_to_frames, simulate_arm, store_frames
 from .config import option
+from .contract import Scenario, ScenarioError, write_results
 from .stats import Comparison, compare_users, coverage_of, gini_of, holm, population_comparison
 
 UserKind = Literal["statistical", "llm", "hybrid"]
 
 
-class ABConfigError(ValueError):
+class ABConfigError(ScenarioError):
     """A bad A/B setting (one line, names the field)."""
 
 
@@ -243,7 +242,7 @@ def run_ab(config: ABConfig, world: World | None = None) -> dict[str, Any]:
 
     if config.explore > 0:
         results["ope"] = off_policy_estimates(world, config, impressions, arms, models, control)
-    (config.out / "results.json").write_text(json.dumps(_jsonable(results), indent=2))
+    results["results_file"] = str(write_results(results, config.out))
     if config.html:
         from .report import write_report
 
@@ -332,18 +331,30 @@ def _nanmean(series: pd.Series) -> float | None:
     return float(values.mean()) if len(values) else None
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return None if not math.isfinite(float(value)) else float(value)
-    if isinstance(value, Path):
-        return str(value)
-    return value
+class ABScenario(Scenario[ABConfig]):
+    """Simulated A/B test: each arm's recommender meets the same simulated users (paired twins) or a random share of
+    them (split); effects against the control with bootstrap intervals, tests, Holm correction and the users needed
+    for 80%% power; results.json and report.html in --out. With --aa, the A/A self-check instead."""
+
+    name = "ab"
+    help = "simulated A/B test of recommenders with simulated users (--aa: the A/A self-check)"
+    config_type = ABConfig
+
+    def run(self, config: ABConfig) -> dict[str, Any]:
+        config.validate()
+        if config.aa:
+            result = run_aa(config)
+            write_results(result, config.out)
+            return result
+        return run_ab(config)
+
+    def summary(self, results: dict[str, Any]) -> str:
+        from .report import format_aa, format_summary
+
+        if "false_positive_rate" in results:
+            return format_aa(results)
+        text = format_summary(results) + f"\nresults: {results['results_file']}"
+        return text + (f"\nreport:  {results['report']}" if "report" in results else "")
 
 
-__all__ = ["ABConfig", "ABConfigError", "World", "build_world", "run_ab", "run_aa", "RecommenderError"]
+__all__ = ["ABConfig", "ABConfigError", "ABScenario", "World", "build_world", "run_ab", "run_aa", "RecommenderError"]

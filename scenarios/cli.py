@@ -16,9 +16,10 @@ from recarena.recommenders import RecommenderError
 from recarena.simulator.data import DataError, load_dataset
 from recarena.simulator.rundir import RunConfigMismatch
 
-from .ab_test import ABConfig, ABConfigError
 from .config import add_arguments, from_namespace, option
+from .contract import ScenarioError
 from .offline_eval import EvaluateConfig, format_report, run_offline_evaluation
+from .registry import SCENARIOS
 
 
 @dataclass
@@ -40,24 +41,15 @@ def run_evaluate(config: EvaluateConfig) -> None:
         print(f"results written to {config.out}")
 
 
-def run_ab_command(config: ABConfig) -> None:
-    from .ab_test import run_aa, run_ab
-    from .report import format_aa, format_summary
-
-    if config.aa:
-        print(format_aa(run_aa(config)))
-        return
-    results = run_ab(config)
-    print(format_summary(results))
-    print(f"results: {config.out / 'results.json'}")
-    if "report" in results:
-        print(f"report:  {results['report']}")
+def run_scenario(name: str, config: object) -> None:
+    scenario = SCENARIOS[name]
+    print(scenario.summary(scenario.run(config)))
 
 
 def run_experiment_file(namespace: argparse.Namespace) -> None:
     from .experiment import load_experiment
 
-    run_ab_command(load_experiment(namespace.file))
+    run_scenario(*load_experiment(namespace.file))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,17 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(evaluate, EvaluateConfig)
     evaluate.set_defaults(handler=lambda ns: run_evaluate(from_namespace(EvaluateConfig, ns)))
 
-    ab = commands.add_parser(
-        "ab", help="simulated A/B test of recommenders with simulated users (--aa: the A/A self-check)",
-        description="Simulated A/B test: each arm's recommender meets the same simulated users (paired twins) or a "
-        "random share of them (split); effects against the control with bootstrap intervals, tests, Holm correction "
-        "and the users needed for 80%% power; results.json and report.html in --out.",
-    )
-    add_arguments(ab, ABConfig)
-    ab.set_defaults(handler=lambda ns: run_ab_command(from_namespace(ABConfig, ns)))
+    for name, scenario in SCENARIOS.items():
+        sub = commands.add_parser(name, help=scenario.help, description=scenario.description())
+        add_arguments(sub, scenario.config_type)
+        sub.set_defaults(handler=lambda ns, name=name: run_scenario(name, from_namespace(SCENARIOS[name].config_type, ns)))
 
-    run = commands.add_parser("run", help="run an experiment from a YAML file (keys: the options of `recarena ab`)")
-    run.add_argument("file", type=Path, help="YAML file, e.g. 'arms: pop,bpr' / 'users: 200' / 'out: runs/x' (kind: ab)")
+    run = commands.add_parser("run", help="run an experiment from a YAML file ('kind: NAME' picks the scenario; the keys are its options)")
+    run.add_argument("file", type=Path, help=f"YAML file, e.g. 'kind: ab' / 'arms: pop,bpr' / 'users: 200' / 'out: runs/x' (kinds: {', '.join(SCENARIOS)})")
     run.set_defaults(handler=run_experiment_file)
     return parser
 
@@ -95,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)
-    except (DataError, RecommenderError, ABConfigError, RunConfigMismatch) as error:
+    except (DataError, RecommenderError, ScenarioError, RunConfigMismatch) as error:
         print(f"recarena: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -8,9 +8,7 @@ cost. Plots are matplotlib PNGs embedded as base64, so the file opens anywhere o
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import math
 from pathlib import Path
 from typing import Any
@@ -18,14 +16,10 @@ from typing import Any
 import numpy as np
 
 from .ab_metrics import LABELS, POPULATION_METRICS, USER_METRICS
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}" if abs(value) < 1e-3 and value != 0 else f"{value:.{digits}f}"
-    return str(value)
+from .html import STYLE as _STYLE
+from .html import fmt as _fmt
+from .html import png as _png
+from .html import table as _table
 
 
 def _power(value: Any) -> str:
@@ -80,15 +74,6 @@ def format_aa(result: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------- plots
-def _png(figure) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(figure)
-    return '<img alt="plot" src="data:image/png;base64,' + base64.b64encode(buffer.getvalue()).decode() + '">'
-
-
 def _plots(results: dict[str, Any]) -> dict[str, str]:
     import matplotlib
 
@@ -156,27 +141,6 @@ def _plots(results: dict[str, Any]) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------- page
-_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; padding: 0 1em; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; table-layout: auto; }
-th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; font-size: 13px; white-space: nowrap; }
-td.text { text-align: left; white-space: normal; max-width: 420px; overflow-wrap: anywhere; }
-th { background: #f3f3f3; white-space: normal; vertical-align: bottom; }
-.better { color: #176b1c; font-weight: bold; } .worse { color: #a31515; font-weight: bold; }
-.note { color: #555; font-size: 13px; max-width: 900px; }
-img { max-width: 100%; }
-"""
-
-
-def _table(header: list[str], rows: list[list[str]], text_columns: tuple[int, ...] = ()) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f'<td class="{"text" if j in text_columns else ""}">{cell}</td>' for j, cell in enumerate(row)) + "</tr>"
-        for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def render_html(results: dict[str, Any]) -> str:
     arms, alpha = results["arms"], results["config"]["alpha"]
     plots = _plots(results)

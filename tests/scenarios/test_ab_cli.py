@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from recarena.scenarios.ab_test import ABConfigError
+from recarena.scenarios.contract import ScenarioError
 from recarena.scenarios.experiment import load_experiment
 
 RECARENA = Path(sys.executable).with_name("recarena")
@@ -46,7 +46,7 @@ def test_run_from_yaml_writes_results_and_report(ml100k, tmp_path):
 def test_bad_yaml_fails_in_one_line_naming_the_key(tmp_path, text, needle):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
-    with pytest.raises(ABConfigError, match=needle):
+    with pytest.raises(ScenarioError, match=needle):
         load_experiment(path)
     done = run("run", str(path))
     assert done.returncode == 2 and needle.split(":")[0] in done.stderr and "Traceback" not in done.stderr

@@ -1,0 +1,100 @@
+"""The scenario contract: what every experiment people run (`recarena ab`, `fidelity`, ...) provides.
+
+A scenario is one question answered with a command, a results file and a report::
+
+    scenario = SCENARIOS["ab"]                       # registry.py maps names to scenarios
+    config = scenario.config_type(users=50, out=Path("runs/x"))
+    config.validate()                                # ScenarioError naming the field, before any work
+    results = scenario.run(config)                   # writes out/results.json (and out/report.html)
+    print(scenario.summary(results))
+
+Rules (checked by `recarena.scenarios.checker.check_scenario`):
+
+- ``config_type`` is a dataclass whose every field is an `option` with help text (so ``--help`` and a
+  YAML file document themselves); it has ``seed: int`` and ``out: Path`` fields and a
+  ``validate()`` method that raises `ScenarioError` with a one-line message naming the field.
+- ``run(config)`` validates, does the work with a tqdm bar when ``config.progress`` is true, writes
+  ``results.json`` (plain JSON, the returned dict) into ``config.out`` and, when the config has
+  ``html`` set, a self-contained ``report.html``; it returns the results.
+- Everything random derives from ``config.seed``: the same config gives the same results, apart
+  from wall-clock timings, which live under keys ending in ``_s`` or ``seconds`` or named ``timings``.
+- ``summary(results)`` is the text the command prints.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+ConfigT = TypeVar("ConfigT")
+
+
+class ScenarioError(ValueError):
+    """A bad scenario setting: one line that names the field (the CLI prints it and exits with 2)."""
+
+
+class Scenario(ABC, Generic[ConfigT]):
+    """An experiment: a typed config in, ``results.json`` (+ ``report.html``) out. See the module docstring."""
+
+    name: ClassVar[str]
+    """The CLI subcommand (``recarena NAME``) and the YAML ``kind:``."""
+    help: ClassVar[str]
+    """One line for ``recarena --help``."""
+    config_type: ClassVar[type]
+    """The dataclass of the scenario's options."""
+
+    @abstractmethod
+    def run(self, config: ConfigT) -> dict[str, Any]:
+        """Validate `config`, run, write ``config.out/results.json`` (and the report); return the results."""
+
+    def summary(self, results: dict[str, Any]) -> str:
+        """The terminal summary (default: where the files are)."""
+        lines = [f"{self.name}: results in {results.get('results_file', '')}"]
+        if results.get("report"):
+            lines.append(f"report: {results['report']}")
+        return "\n".join(lines)
+
+    def description(self) -> str:
+        """The longer text for ``recarena NAME --help`` (default: the class docstring's first paragraph)."""
+        return (type(self).__doc__ or self.help).strip().split("\n\n")[0]
+
+
+def jsonable(value: Any) -> Any:
+    """`value` as plain JSON types: numpy scalars and arrays to Python, NaN/inf to None, paths to strings."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [jsonable(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_results(results: dict[str, Any], out: Path) -> Path:
+    """Write `results` to ``out/results.json`` (creating `out`); returns the file's path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "results.json"
+    path.write_text(json.dumps(jsonable(results), indent=2))
+    return path
+
+
+def timing_free(results: Any) -> Any:
+    """`results` without wall-clock figures (keys ending in ``_s`` or ``seconds``, ``timings``) and file paths."""
+    if isinstance(results, dict):
+        return {k: timing_free(v) for k, v in results.items()
+                if not (str(k).endswith(("_s", "seconds")) or k in ("timings", "wall", "report", "results_file", "run"))}  # fmt: skip
+    if isinstance(results, list):
+        return [timing_free(v) for v in results]
+    return results
