@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from .accounting import Accountant, redact
 from .cache import SQLiteCache, cache_key
+from .ratelimit import RateLimiter
 from .protocol import (
     Backend, ChatReply, ChatRequest, Message, RawCompletion, RawScore, SamplingParams, ScoreReply,
     ScoreRequest, ScoringUnsupported, TransientBackendError, normalise_messages,
@@ -36,8 +37,9 @@ Fallback = Any  # a value, or a callable(raw_answer: str, reason: str) -> value
 class _Shared:
     """State shared by an LLM and its per-component views."""
 
-    def __init__(self, backend: Backend, concurrency: int, seed: int) -> None:
+    def __init__(self, backend: Backend, concurrency: int, seed: int, limiter: RateLimiter) -> None:
         self.slots = threading.BoundedSemaphore(concurrency)
+        self.limiter = limiter
         self.deadline = Deadline(concurrency)
         self.rng = random.Random(seed)
         self.rng_lock = threading.Lock()
@@ -66,6 +68,7 @@ class LLM:
         seed: int = 0,
         progress: bool = True,
         sleep: Callable[[float], None] = time.sleep,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
@@ -80,7 +83,7 @@ class LLM:
         self.component = component
         self.progress = progress
         self._sleep = sleep
-        self._shared = _Shared(backend, self.concurrency, seed)
+        self._shared = _Shared(backend, self.concurrency, seed, rate_limiter or RateLimiter())
         self._identity = backend.identity()
 
     # ----------------------------------------------------------------- views and plumbing
@@ -102,6 +105,7 @@ class LLM:
         secrets = self.accountant.secrets
 
         def attempt() -> Any:
+            self._shared.limiter.acquire()
             if not self._shared.slots.acquire(timeout=self.timeout_s):
                 raise CallTimeout(f"no free backend slot within {self.timeout_s:g} s")
             started = time.perf_counter()
@@ -128,6 +132,7 @@ class LLM:
                                rng_lock=self._shared.rng_lock)
 
     def _book_tokens(self, component: str, raw: RawCompletion | RawScore) -> None:
+        self._shared.limiter.charge((raw.prompt_tokens or 0) + (raw.completion_tokens or 0))
         self.accountant.record(component, model=self._identity.get("model"),
                                prompt_tokens=raw.prompt_tokens, completion_tokens=raw.completion_tokens)
 

@@ -17,6 +17,7 @@ from .accounting import Accountant, Price
 from .cache import SQLiteCache
 from .client import LLM
 from .protocol import Backend, SamplingParams
+from .ratelimit import RateLimiter
 from .retry import RetryPolicy
 
 
@@ -34,6 +35,8 @@ class LLMConfig(BaseModel):
     cache_path: Path | None = Field(None, description="SQLite answer cache; None disables caching.")
     timeout_s: float = Field(60.0, gt=0, description="Per-call timeout in seconds.")
     concurrency: int | None = Field(None, ge=1, description="Max calls in flight per backend; default: the backend's own limit.")
+    requests_per_minute: float | None = Field(None, gt=0, description="Endpoint request limit (calls wait for it); None: unlimited.")
+    tokens_per_minute: float | None = Field(None, gt=0, description="Endpoint token limit, prompt + completion; None: unlimited.")
     retry: RetryPolicy = Field(default_factory=RetryPolicy, description="Retries with exponential backoff and jitter.")
     sampling: SamplingParams = Field(default_factory=SamplingParams, description="Default sampling parameters, seed included.")
     prices: dict[str, Price] = Field(default_factory=dict, description="Model name -> price per million tokens, for cost estimates.")
@@ -97,4 +100,5 @@ def make_llm(spec: Any = None, config: LLMConfig | None = None, *, accountant: A
         accountant=accountant,
         seed=config.sampling.seed,
         progress=config.progress,
+        rate_limiter=RateLimiter(config.requests_per_minute, config.tokens_per_minute),
     )
