@@ -4,21 +4,15 @@ and a real ``python -m llama_cpp.server`` on 127.0.0.1 (session-scoped, reused b
 from __future__ import annotations
 
 import importlib.util
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
 
 from recarena.agents.llm import Backend, ChatRequest, RawCompletion, RawScore, ScoreRequest
+from recarena.agents.llm.local_server import LocalLlamaServer
 
 API_KEY = "sk-recarena-test-7f3a9c2e5b1d"  # the secret the secrets test greps for
 
@@ -104,60 +98,11 @@ def embedded_backend(gguf_path):
     backend.close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class LlamaServer:
-    """A real llama.cpp OpenAI-compatible server in a subprocess, with kill and restart."""
+class LlamaServer(LocalLlamaServer):
+    """The library's local server, with the test suite's API key by default."""
 
     def __init__(self, model: Path, log_dir: Path, api_key: str | None = API_KEY, port: int | None = None):
-        self.model, self.log_dir, self.api_key = model, log_dir, api_key
-        self.port = port or free_port()
-        self.process: subprocess.Popen | None = None
-        self.starts = 0
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def start(self, timeout_s: float = 60.0) -> None:
-        self.starts += 1
-        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--host", "127.0.0.1",
-                   "--port", str(self.port), "--n_ctx", "2048", "--n_threads", "1", "--seed", "0"]
-        if self.api_key:
-            command += ["--api_key", self.api_key]
-        # Passive OpenMP waits: spinning threads crawl when the 2 cores are shared with the tests.
-        env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
-        log = open(self.log_dir / f"llama_server_{self.port}_{self.starts}.log", "w")
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited with {self.process.returncode}; see {log.name}")
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v1/models", timeout=1)
-                return
-            except urllib.error.HTTPError:  # 401 without a key: it is up
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"llama_cpp.server did not come up on port {self.port} in {timeout_s} s")
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        super().__init__(model, log_dir, api_key=api_key, port=port)
 
 
 @pytest.fixture(scope="session")
