@@ -102,13 +102,17 @@ def _slates(recommender: Any, users: list[int], shown: dict[int, list[int]], sla
 def simulate_arm(
     arm: str, arm_position: int, recommender: Any, twins: Twins, users: Sequence[int], *, seed: int, pages: int, slate_size: int,
     store: EventStore | None = None, exploration: Exploration = Exploration(), quotes: int = 0, llm: Any = None,
-    batch_size: int = 64, threads: int = 8, progress: Any = None,
+    batch_size: int = 64, threads: int = 8, progress: Any = None, quoted: set[int] | None = None, keep_state: bool = False,
 ) -> ArmRun:
-    """One session per user in `users` against `recommender` (see the module docstring)."""
+    """One session per user in `users` against `recommender` (see the module docstring).
+
+    `quoted`: the users interviewed in words (default: the first `quotes` of `users`; a shard of a
+    larger run passes the whole run's choice). `keep_state`: records carry each user's final state
+    even without a store (a shard's driver stores them)."""
     started, before = time.perf_counter(), _usage(llm)
     done = store.completed_sessions(RUN, arm) if store is not None else set()
     todo = [int(u) for u in users if (0, int(u)) not in done]
-    quoted = set(sorted(int(u) for u in users)[:quotes])
+    quoted = set(sorted(int(u) for u in users)[:quotes]) if quoted is None else quoted
     records: list[SessionRecord] = []
     if progress is not None and len(todo) < len(users):
         progress.update(len(users) - len(todo))
@@ -136,7 +140,7 @@ def simulate_arm(
             for u in alive:
                 left = bool(logged[u] and logged[u][-1].reaction.leave)
                 if left or page == pages - 1 or u not in viewed:
-                    records.append(_finish(arm, u, people[u], logged[u], left, u in quoted, store))
+                    records.append(_finish(arm, u, people[u], logged[u], left, u in quoted, store, keep_state))
                     if progress is not None:
                         progress.update(1)
                 else:
@@ -147,14 +151,15 @@ def simulate_arm(
     return ArmRun(arm, records, usage, time.perf_counter() - started)
 
 
-def _finish(arm: str, u: int, user: SimulatedUser, pages: list[PageRecord], left: bool, in_words: bool, store: EventStore | None) -> SessionRecord:
+def _finish(arm: str, u: int, user: SimulatedUser, pages: list[PageRecord], left: bool, in_words: bool, store: EventStore | None,
+            keep_state: bool = False) -> SessionRecord:  # fmt: skip
     interview = None
     if pages:
         if in_words:  # a few interviews in words make the report's quotes; the rest are numbers only (cheap)
             user.session.context = dataclasses.replace(user.session.context, text=True)  # type: ignore[attr-defined]
         interview = user.interview()
     user.end_session()
-    record = SessionRecord(RUN, arm, 0, u, 0, pages, left, interview, user.get_state() if store is not None else None)
+    record = SessionRecord(RUN, arm, 0, u, 0, pages, left, interview, user.get_state() if store is not None or keep_state else None)
     if store is not None:
         store.record_session(record)
     return record

@@ -36,9 +36,11 @@ from recarena.agents.kit import UserKit, build_user_kit
 from recarena.recommenders import Recommender, RecommenderError, build_recommender, parse_assignments, recommender_class
 from recarena.simulator.data import Dataset, load_dataset
 from recarena.simulator.data.splits import Split, leave_one_out
+from recarena.simulator.parallel import make_executor
 from recarena.simulator.rundir import RunDirectory
 
 from . import ab_metrics as am
+from .ab_sharded import shared_world, simulate_arm_sharded
 from .ab_sim import Exploration, Twins, fast_statistical_sessions, records_to_frames, simulate_arm, store_frames
 from .config import option
 from .contract import Scenario, ScenarioError, write_results
@@ -78,6 +80,9 @@ class ABConfig:
     seed: int = option(0, "seed of the users, their draws, the models and the bootstrap")
     out: Path = option(Path("runs/ab"), "run directory: event store, config, models, results.json, report.html")
     threads: int = option(8, "threads for LLM users' pages (their calls go out together)")
+    backend: Literal["local", "ray"] = option("local", "where sessions run: this process, or shards as Ray tasks (pip install 'recarena[ray]'); same events either way")
+    workers: int = option(2, "Ray workers (CPUs of a local Ray; the shards are 2 per worker)")
+    ray_address: str = option("", "an existing Ray cluster's address (default: start a local Ray with --workers CPUs)")
     progress: bool = option(True, "show progress bars")
     html: bool = option(True, "write report.html")
 
@@ -113,10 +118,14 @@ class ABConfig:
             raise ABConfigError(f"explore: must be in [0, 1), got {self.explore}")
         if not 0.0 < self.alpha < 1.0:
             raise ABConfigError(f"alpha: must be in (0, 1), got {self.alpha}")
+        if self.workers < 1:
+            raise ABConfigError(f"workers: must be at least 1, got {self.workers}")
+        if self.backend == "ray" and self.aa:
+            raise ABConfigError("backend: the A/A self-check runs in memory; use --backend local with --aa")
 
     def recorded(self) -> dict[str, Any]:
         """The settings that define the run (what a resume must match)."""
-        skip = {"progress", "html", "threads", "out", "llm_cache", "quotes"}
+        skip = {"progress", "html", "threads", "out", "llm_cache", "quotes", "backend", "workers", "ray_address"}
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items() if k not in skip}
 
 
@@ -227,13 +236,21 @@ def run_ab(config: ABConfig, world: World | None = None) -> dict[str, Any]:
     exploration = Exploration(config.explore, config.explore_pool)
     usage: dict[str, dict[str, float]] = {}
     bar = tqdm(total=sum(len(v) for v in arms.values()), desc="sessions (users x arms)", disable=not config.progress)
+    executor = make_executor(config.backend, config.workers, config.ray_address or None) if config.backend != "local" else None
+    shared = executor.share(shared_world(world, config)) if executor is not None else None
     for position, label in enumerate(labels):
-        arm_run = simulate_arm(label, position, world.recommenders[models[label]], twins, arms[label], seed=config.seed,
-                               pages=config.pages, slate_size=config.slate_size, store=run_dir.events,
-                               exploration=exploration if label == control else Exploration(), quotes=config.quotes,
-                               llm=world.llm, threads=config.threads, progress=bar)  # fmt: skip
+        explore = exploration if label == control else Exploration()
+        if executor is None:
+            arm_run = simulate_arm(label, position, world.recommenders[models[label]], twins, arms[label], seed=config.seed,
+                                   pages=config.pages, slate_size=config.slate_size, store=run_dir.events, exploration=explore,
+                                   quotes=config.quotes, llm=world.llm, threads=config.threads, progress=bar)  # fmt: skip
+        else:
+            arm_run = simulate_arm_sharded(executor, shared, config, label, position, models[label], arms[label], explore,
+                                           run_dir.events, progress=bar)  # fmt: skip
         usage[label] = {**arm_run.llm_usage, "seconds": arm_run.seconds}
     bar.close()
+    if executor is not None:
+        executor.close()
     impressions, sessions = store_frames(run_dir.events)
     results = summarise(config, world, users, arms, impressions, sessions, usage, control)
     results["run"] = {"directory": str(config.out), "seed": config.seed, "versions": run_dir.meta.get("versions"),

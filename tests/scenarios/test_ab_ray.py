@@ -1,0 +1,52 @@
+"""The A/B test on Ray gives exactly the local run's events, and resumes a run the local backend started."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from recarena.scenarios.ab_test import ABConfig, build_world, run_ab
+from recarena.scenarios.contract import timing_free
+from recarena.simulator.events import EventStore
+
+pytest.importorskip("ray", reason="the Ray backend is an optional extra: pip install 'recarena[ray]'")
+
+EVENT_COLUMNS = ["arm", "user", "session", "page", "position", "item", "watched", "rating", "fallbacks"]
+
+
+def events(out):
+    with EventStore(out / "events.sqlite") as store:
+        frame = store.impressions()
+    return frame[EVENT_COLUMNS].sort_values(["arm", "user", "page", "position"]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def local_and_ray(ml100k, tmp_path_factory):
+    import ray
+
+    root = tmp_path_factory.mktemp("ab-ray")
+    config = ABConfig(arms="pop,itemknn", users=40, pages=3, slate_size=5, bootstrap=200, quotes=2, progress=False, html=False,
+                      out=root / "local")  # fmt: skip
+    world = build_world(config)  # fitted once: both backends meet the same models and users' kit
+    local = run_ab(config, world)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        on_ray = run_ab(dataclasses.replace(config, backend="ray", workers=2, out=root / "ray"), world)
+    finally:
+        ray.shutdown()
+    return config, local, on_ray, root
+
+
+def test_ray_run_gives_the_local_events(local_and_ray):
+    _, _, _, root = local_and_ray
+    local, on_ray = events(root / "local"), events(root / "ray")
+    assert len(local) > 200
+    assert local.equals(on_ray)
+
+
+def test_ray_run_gives_the_local_results(local_and_ray):
+    _, local, on_ray, _ = local_and_ray
+    assert timing_free(local)["arms"] == timing_free(on_ray)["arms"]
+    assert [c["p_value"] for c in local["comparisons"]] == [c["p_value"] for c in on_ray["comparisons"]]
+    assert [q["user"] for q in local["quotes"]] == [q["user"] for q in on_ray["quotes"]]
