@@ -95,7 +95,8 @@ def run_once(kit, recommender, users: np.ndarray, backend: TimedBackend, concurr
     busy = covered(backend.intervals, started, started + wall)
     total = llm.accountant.total()
     return {"concurrency": concurrency, "user_pages": user_pages, "seconds": wall, "pages_per_s": user_pages / wall,
-            "calls": total.calls, "fallbacks": total.fallbacks, "outside_share": 1 - busy / wall}  # fmt: skip
+            "calls": total.calls, "fallbacks": total.fallbacks, "outside_share": 1 - busy / wall,
+            "prompt_tokens": total.prompt_tokens, "completion_tokens": total.completion_tokens}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"| {r['concurrency']} | {r['user_pages']} | {r['seconds']:.1f} | {r['pages_per_s']:.2f} | {r['pages_per_s'] / baseline:.2f} | "
               f"{r['calls']} | {r['fallbacks']} | {r['outside_share']:.1%} |")  # fmt: skip
+    first = rows[0]
+    print(f"\nPer user-page: {first['calls'] / first['user_pages']:.1f} LLM calls, {first['prompt_tokens'] / first['user_pages']:.0f} prompt "
+          f"tokens, {first['completion_tokens'] / first['user_pages']:.1f} completion tokens (the figures docs/scaling.md builds on).")
     return 0
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import sqlite3
 
 import pytest
 
@@ -33,6 +35,12 @@ def local_and_ray(ml100k, tmp_path_factory):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         on_ray = run_ab(dataclasses.replace(config, backend="ray", workers=2, out=root / "ray"), world)
+        # A local run killed half-way through the second arm, resumed on Ray.
+        shutil.copytree(root / "local", root / "resumed")
+        with sqlite3.connect(root / "resumed" / "events.sqlite") as db:
+            for table in ("impressions", "sessions"):
+                db.execute(f"DELETE FROM {table} WHERE arm = 'itemknn' AND user % 2 = 1")
+        run_ab(dataclasses.replace(config, backend="ray", workers=2, out=root / "resumed"), world)
     finally:
         ray.shutdown()
     return config, local, on_ray, root
@@ -50,3 +58,8 @@ def test_ray_run_gives_the_local_results(local_and_ray):
     assert timing_free(local)["arms"] == timing_free(on_ray)["arms"]
     assert [c["p_value"] for c in local["comparisons"]] == [c["p_value"] for c in on_ray["comparisons"]]
     assert [q["user"] for q in local["quotes"]] == [q["user"] for q in on_ray["quotes"]]
+
+
+def test_a_local_run_cut_short_resumes_on_ray_to_the_same_events(local_and_ray):
+    _, _, _, root = local_and_ray
+    assert events(root / "resumed").equals(events(root / "local"))
