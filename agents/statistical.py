@@ -15,10 +15,17 @@ For user u shown item i at position k (0-based) on page p (0-based) of a session
 
 `StatisticalBehaviour` holds these rules over arrays (many users' pages at once);
 `StatisticalUser` is one person behind the `SimulatedUser` contract.
+
+Random numbers: a page of ``k`` items takes ``2k + 1`` uniforms from the user's ``rng``,
+in this order: k for the watches, k for the ratings (one per item, watched or not), 1 for
+leaving. ``rng.random(2k + 1)`` draws exactly these, so the simulator can fill one row per
+user of a ``[users, 2k + 1]`` matrix (`page_uniforms`) and decide every user's page at once
+with the numbers the user would have drawn alone.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -89,41 +96,47 @@ class StatisticalBehaviour:
 
     def decide(
         self,
-        rng: np.random.Generator,
+        rng: np.random.Generator | None,
         users: np.ndarray,
         items: np.ndarray,
         pages: np.ndarray,
         already_had: np.ndarray | None = None,
         watch_logits: np.ndarray | None = None,
         rating_probabilities: np.ndarray | None = None,
+        uniforms: np.ndarray | None = None,
     ) -> PageOutcome:
         """Draw watches, ratings and leaving for a batch of pages.
 
         `already_had` (``[n, slate]`` booleans) marks items never to be watched again.
         `watch_logits` and `rating_probabilities` override the statistical ones (the
         hybrid user passes its blended values); draws are the same either way.
+        `uniforms` (``[n, 2 * slate + 1]``, one row per user, see `page_uniforms`) replaces
+        drawing from `rng`; without it the three draws come from `rng` over the whole batch.
         """
         users, items, pages = np.asarray(users), np.asarray(items), np.asarray(pages)
+        k = items.shape[1]
         logits = self.watch_logits(users, items, pages) if watch_logits is None else watch_logits
-        watched, probability = self.draw_watches(rng, logits, already_had)
         levels = self.preferences.rating_probabilities(users, items) if rating_probabilities is None else rating_probabilities
-        ratings = np.where(watched, self.draw_ratings(rng, levels), 0)
-        leave = self.draw_leave(rng, users, pages, watched, ratings)
+        if uniforms is None:
+            assert rng is not None, "decide needs an rng or uniforms"
+            watched, probability = self.draw_watches(rng, logits, already_had)
+            ratings = np.where(watched, self.draw_ratings(rng, levels), 0)
+            leave = self.draw_leave(rng, users, pages, watched, ratings)
+        else:
+            watched, probability = watches_from(uniforms[:, :k], logits, already_had)
+            ratings = np.where(watched, ratings_from(uniforms[:, k : 2 * k], levels), 0)
+            leave = uniforms[:, 2 * k] < self.leave_probability(users, pages, watched, ratings)
         return PageOutcome(watched=watched, ratings=ratings, leave=leave, watch_probability=probability)
 
     # The three draws, in the order every user kind makes them (so snapshots replay exactly).
     @staticmethod
     def draw_watches(rng: np.random.Generator, logits: np.ndarray, already_had: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        probability = sigmoid(logits)
-        if already_had is not None:
-            probability = np.where(already_had, 0.0, probability)
-        return rng.random(logits.shape) < probability, probability
+        return watches_from(rng.random(logits.shape), logits, already_had)
 
     @staticmethod
     def draw_ratings(rng: np.random.Generator, levels: np.ndarray) -> np.ndarray:
         """A rating 1..5 per row of `levels` (P(1..5) in the last axis)."""
-        draws = rng.random(levels.shape[:-1])[..., None]
-        return 1 + (draws > np.cumsum(levels, axis=-1)[..., :-1]).sum(-1)
+        return ratings_from(rng.random(levels.shape[:-1]), levels)
 
     def draw_leave(self, rng: np.random.Generator, users: np.ndarray, pages: np.ndarray, watched: np.ndarray, ratings: np.ndarray) -> np.ndarray:
         return rng.random(len(users)) < self.leave_probability(users, pages, watched, ratings)
@@ -142,10 +155,34 @@ class StatisticalBehaviour:
 
     def satisfaction(self, n_shown: int, ratings: Sequence[int]) -> int:
         c = self.config
-        mean_rating = float(np.mean(ratings)) if len(ratings) else 2.0
+        # Plain floats: called once per session, where numpy's scalar overhead would dominate.
+        mean_rating = sum(ratings) / len(ratings) if len(ratings) else 2.0
         watch_rate = len(ratings) / n_shown if n_shown else 0.0
         score = c.satisfaction_rating * (mean_rating - 3.0) + c.satisfaction_watch * (watch_rate - c.satisfaction_watch_centre)
-        return int(np.clip(round(1 + 9 * float(sigmoid(np.array(score)))), 1, 10))
+        share = 1.0 / (1.0 + math.exp(-score)) if score > -700 else 0.0  # math.exp overflows where numpy gave 0
+        return min(10, max(1, round(1 + 9 * share)))
+
+
+def page_uniforms(generators: Sequence[np.random.Generator], slate_size: int) -> np.ndarray:
+    """``[len(generators), 2 * slate_size + 1]`` uniforms, row r from ``generators[r]``: what each user's
+    `view_page` would draw on a page of `slate_size` items (see the module docstring)."""
+    uniforms = np.empty((len(generators), 2 * slate_size + 1))
+    for row, rng in zip(uniforms, generators):
+        rng.random(out=row)
+    return uniforms
+
+
+def watches_from(uniforms: np.ndarray, logits: np.ndarray, already_had: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Watched where the uniform falls under the watch probability (0 for items already had)."""
+    probability = sigmoid(logits)
+    if already_had is not None:
+        probability = np.where(already_had, 0.0, probability)
+    return uniforms < probability, probability
+
+
+def ratings_from(uniforms: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """A rating 1..5 per uniform, by inverting the cumulative P(1..5) in the last axis of `levels`."""
+    return 1 + (uniforms[..., None] > np.cumsum(levels, axis=-1)[..., :-1]).sum(-1)
 
 
 def activity_tier_array(profiles: Sequence[UserProfile]) -> np.ndarray:
@@ -170,10 +207,11 @@ class StatisticalUser(SimulatedUser):
 
     def view_page(self, items: Sequence[int]) -> PageReaction:
         self.session.require_active()
-        items_arr = np.asarray(items, dtype=np.int64)[None, :]
-        already = np.array([[i in self.had for i in items]], dtype=bool)
-        outcome = self.behaviour.decide(self.rng, np.array([self.profile.user]), items_arr, np.array([self.session.pages]), already)
-        return self.record_page(items, outcome.watched[0], outcome.ratings[0], bool(outcome.leave[0]))
+        items_arr = np.asarray(items, dtype=np.int64).reshape(1, -1)
+        already = np.array([[i in self.had for i in items_arr[0].tolist()]], dtype=bool)
+        uniforms = page_uniforms([self.rng], items_arr.shape[1])
+        outcome = self.behaviour.decide(None, np.array([self.profile.user]), items_arr, np.array([self.session.pages]), already, uniforms=uniforms)
+        return self.record_page(items_arr[0].tolist(), outcome.watched[0], outcome.ratings[0], bool(outcome.leave[0]))
 
     def interview(self) -> Interview:
         satisfaction = self.behaviour.satisfaction(len(self.session.shown), self.session.ratings)
@@ -216,15 +254,26 @@ class StatisticalUser(SimulatedUser):
 
         Every user kind and the simulator's batched path end a page here, so they agree exactly."""
         text = self.session.context.text
-        reactions = []
-        for k, item in enumerate(items):
-            reason = reasons[k] if reasons is not None else (self._template_reason(int(item), bool(watched[k])) if text else None)
-            reactions.append(ItemReaction(int(item), bool(watched[k]), int(ratings[k]) if watched[k] else None, reason if text else None))
-            if watched[k]:
-                self.had.add(int(item))
-                self.simulated_watches.append(int(item))
-        n = int(np.sum(watched))
-        page = PageReaction(items=tuple(reactions), leave=leave, feeling=feeling or _feeling(n, ratings[watched]), fallbacks=fallbacks, llm_calls=tuple(llm_calls))
+        items = [int(i) for i in items]
+        watched = [bool(w) for w in (watched.tolist() if isinstance(watched, np.ndarray) else watched)]
+        ratings = [int(r) for r in (ratings.tolist() if isinstance(ratings, np.ndarray) else ratings)]
+        if text:
+            reactions = tuple(
+                ItemReaction(item, w, r if w else None, reasons[k] if reasons is not None else self._template_reason(item, w))
+                for k, (item, w, r) in enumerate(zip(items, watched, ratings))
+            )
+        else:
+            known = _PLAIN_REACTIONS  # looked up inline: the call per item showed in profiles
+            reactions = tuple([
+                known.get((item, w, r if w else None)) or _plain_reaction(item, w, r if w else None) for item, w, r in zip(items, watched, ratings)
+            ])
+        chosen = [r for w, r in zip(watched, ratings) if w]
+        for item, w in zip(items, watched):
+            if w:
+                self.had.add(item)
+                self.simulated_watches.append(item)
+        feeling = feeling or _feeling(len(chosen), chosen)
+        page = PageReaction(items=reactions, leave=bool(leave), feeling=feeling, fallbacks=fallbacks, llm_calls=tuple(llm_calls))
         self.session.record(page)
         return page
 
@@ -237,10 +286,23 @@ class StatisticalUser(SimulatedUser):
         return f"I don't enjoy {', '.join(disliked)}." if disliked else "Not what I'm in the mood for."
 
 
-def _feeling(n_watched: int, ratings: np.ndarray) -> str:
+_PLAIN_REACTIONS: dict[tuple[int, bool, int | None], ItemReaction] = {}
+
+
+def _plain_reaction(item: int, watched: bool, rating: int | None) -> ItemReaction:
+    """The text-free reaction to `item`. Reactions are immutable, so one object serves every page that
+    shows it alike: building thousands of frozen dataclasses per step was most of a page's cost."""
+    key = (item, watched, rating)
+    reaction = _PLAIN_REACTIONS.get(key)
+    if reaction is None:
+        reaction = _PLAIN_REACTIONS[key] = ItemReaction(item, watched, rating, None)
+    return reaction
+
+
+def _feeling(n_watched: int, ratings: Sequence[int]) -> str:
     if n_watched == 0:
         return "bored"
-    mean = float(np.mean(ratings))
+    mean = sum(ratings) / n_watched
     return "delighted" if mean >= 4.5 else "pleased" if mean >= 3.5 else "lukewarm" if mean >= 2.5 else "disappointed"
 
 

@@ -31,7 +31,7 @@ import pandas as pd
 
 from recarena.agents.contract import SessionContext, SimulatedUser
 from recarena.simulator.events import EventStore, PageRecord, SessionRecord
-from recarena.simulator.sessions import show_pages
+from recarena.simulator.sessions import already_had, exclusions, show_pages
 
 RUN = "ab"
 UserFactory = Callable[[int, np.random.Generator], SimulatedUser]
@@ -198,8 +198,9 @@ def fast_statistical_sessions(kit: Any, recommender: Any, users: np.ndarray, *, 
     """Statistical users' sessions all at once, without user objects: the A/A self-check's fast path.
 
     The same rules as `simulate_arm` with statistical users (`StatisticalBehaviour.decide` over
-    all users' pages together, already-had items never watched), drawing from one generator
-    instead of one per user, and keeping per-user totals only: columns ``shown``, ``watched``,
+    all users' pages together, already-had items never watched, the slate exclusions and the
+    already-had test of simulator/sessions.py), drawing from one generator instead of one per
+    user (no user objects, no RNG row per user), and keeping per-user totals only: columns ``shown``, ``watched``,
     ``rating_sum``, ``pages``, ``satisfaction`` and the per-user ``watch_rate``, ``mean_rating``."""
     behaviour, users = kit.behaviour, np.asarray(users, dtype=np.int64)
     n = len(users)
@@ -207,16 +208,14 @@ def fast_statistical_sessions(kit: Any, recommender: Any, users: np.ndarray, *, 
     shown = [[] for _ in range(n)]
     totals = {k: np.zeros(n) for k in ("shown", "watched", "rating_sum", "pages")}
     alive = np.arange(n)
-    known = getattr(recommender, "histories", None)
     for page in range(pages):
         if len(alive) == 0:
             break
-        exclude = [np.concatenate([np.asarray(known[users[r]], np.int64) if known is not None else np.empty(0, np.int64),
-                                   np.asarray(shown[r], np.int64)]) for r in alive]  # fmt: skip
+        exclude = exclusions(recommender, users[alive].tolist(), [shown[r] for r in alive])
         items = np.asarray(recommender.recommend(users[alive], slate_size, exclude=exclude).items, dtype=np.int64)
         if (items < 0).any():
             raise ValueError("fast_statistical_sessions: the catalogue ran out of items for a full slate")
-        already = np.array([[int(i) in seen[users[r]] for i in row] for r, row in zip(alive, items.tolist())], dtype=bool)
+        already = already_had([seen[u] for u in users[alive].tolist()], items.tolist())
         outcome = behaviour.decide(rng, users[alive], items, np.full(len(alive), page), already)
         for r, row in zip(alive, items.tolist()):
             shown[r].extend(row)

@@ -143,57 +143,79 @@ def describe_invalid(slate: np.ndarray, invalid: np.ndarray, n_items: int) -> st
     return f"slate holds {int(invalid.sum())} duplicate or out-of-range item(s) {bad} (valid ids 0..{n_items - 1}, each once)"
 
 
-class SessionTracker:
-    """One user's session seen from the environment: observation and reward bookkeeping (shared with the vector env)."""
+def observation_rows(config: EnvConfig, n: int | None = None) -> dict[str, np.ndarray]:
+    """Arrays for the array-valued parts of the observation (``[n, ...]`` with `n`): what trackers write into."""
+    lead = () if n is None else (n,)
+    k, h = config.slate_size, config.history_length
+    return {
+        "history": np.full((*lead, h), -1, np.int64),
+        "last_items": np.full((*lead, k), -1, np.int64),
+        "last_watched": np.zeros((*lead, k), np.int8),
+        "last_ratings": np.zeros((*lead, k), np.int64),
+    }
 
-    def __init__(self, user_id: int, user: SimulatedUser, history: np.ndarray, config: EnvConfig):
+
+class SessionTracker:
+    """One user's session seen from the environment: observation and reward bookkeeping (shared with the vector env).
+
+    The observation's arrays live in `rows` (views into the vector env's batch arrays, or the
+    tracker's own), so a vector env reads every sub-environment's observation without copying rows."""
+
+    def __init__(self, user_id: int, user: SimulatedUser, history: np.ndarray, config: EnvConfig, rows: dict[str, np.ndarray] | None = None):
         self.user_id, self.user, self.config = user_id, user, config
         self.history = list(history[-config.history_length :].tolist())
         self.page = 0
-        k = config.slate_size
-        self.last_items = np.full(k, -1, np.int64)
-        self.last_watched = np.zeros(k, np.int8)
-        self.last_ratings = np.zeros(k, np.int64)
+        self.rows = observation_rows(config) if rows is None else rows
+        self.last_items, self.last_watched, self.last_ratings = self.rows["last_items"], self.rows["last_watched"], self.rows["last_ratings"]
+        self.last_items[:] = -1
+        self.last_watched[:] = 0
+        self.last_ratings[:] = 0
+        self._write_history()
         self.interview: Interview | None = None
         self.done = False
-        self._history_obs: np.ndarray | None = None  # rebuilt only when the history grows
         user.start_session(SessionContext(session=0, max_pages=None, text=config.text))
 
-    def _history_observation(self) -> np.ndarray:
+    def _write_history(self) -> None:
         n = self.config.history_length
         recent = self.history[-n:]
-        return np.array([-1] * (n - len(recent)) + recent, dtype=np.int64)
+        row = self.rows["history"]
+        row[: n - len(recent)] = -1
+        row[n - len(recent) :] = recent
 
     def observation(self) -> dict[str, Any]:
-        if self._history_obs is None:
-            self._history_obs = self._history_observation()
         return {
             "user": np.int64(self.user_id),
-            "history": self._history_obs.copy(),
+            "history": self.rows["history"].copy(),
             "page": np.int64(self.page),
             "last_items": self.last_items.copy(),
             "last_watched": self.last_watched.copy(),
             "last_ratings": self.last_ratings.copy(),
         }
 
-    def record(self, reaction: PageReaction | None, invalid: np.ndarray) -> tuple[float, bool, bool, dict[str, Any]]:
-        """Book a page's reaction (None: nothing valid was shown); returns reward, terminated, truncated, info."""
+    def record(self, reaction: PageReaction | None, invalid: np.ndarray | None, write_rows: bool = True) -> tuple[float, bool, bool, dict[str, Any]]:
+        """Book a page's reaction (None: nothing valid was shown); returns reward, terminated, truncated, info.
+
+        `invalid` masks the slate's dropped entries (None: every entry was valid). ``write_rows=False``:
+        the caller has already written ``last_items``/``last_watched``/``last_ratings`` (the vector env
+        writes all sub-environments' rows at once)."""
         c = self.config
         self.page += 1
-        self.last_items[:] = -1
-        self.last_watched[:] = 0
-        self.last_ratings[:] = 0
         reactions = list(reaction.items) if reaction is not None else []
-        n_invalid = int(invalid.sum())
-        positions = range(len(reactions)) if not n_invalid else np.flatnonzero(~invalid).tolist()
-        watches = rating_sum = 0
-        for k, r in zip(positions, reactions):
-            self.last_items[k] = r.item
-            if r.watched:
-                self.last_watched[k], self.last_ratings[k] = 1, r.rating
-                watches, rating_sum = watches + 1, rating_sum + r.rating
-                self.history.append(r.item)
-                self._history_obs = None
+        n_invalid = int(invalid.sum()) if invalid is not None else 0
+        if write_rows:
+            positions = range(len(reactions)) if not n_invalid else np.flatnonzero(~invalid).tolist()
+            self.last_items[:] = -1
+            self.last_watched[:] = 0
+            self.last_ratings[:] = 0
+            for k, r in zip(positions, reactions):
+                self.last_items[k] = r.item
+                if r.watched:
+                    self.last_watched[k], self.last_ratings[k] = 1, r.rating
+        chosen = [r for r in reactions if r.watched]
+        watches, rating_sum = len(chosen), sum(r.rating for r in chosen)
+        if chosen:
+            self.history.extend(r.item for r in chosen)
+            self._write_history()
         terminated = bool(reaction is not None and reaction.leave)
         truncated = not terminated and self.page >= c.max_pages
         reward = float(watches) if c.reward == "watches" else float(rating_sum) if c.reward == "ratings" else 0.0

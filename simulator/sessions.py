@@ -4,11 +4,11 @@
 for each user in turn, only faster:
 
 * statistical users (exactly `StatisticalUser`) sharing one `StatisticalBehaviour` are
-  decided together by ``StatisticalBehaviour.decide`` over arrays. Each row still draws
-  its random numbers from its own user's ``rng`` (`RowGenerators`), in the order the
-  single-user path draws them, so a batch of users reacts exactly as the users would
-  one by one, and the result does not depend on which users share a batch. That is what
-  makes per-session seeding, and therefore resume, exact.
+  decided together by ``StatisticalBehaviour.decide`` over arrays. Each row still takes
+  its random numbers from its own user's ``rng`` (one ``rng.random(2k + 1)`` per page,
+  `page_uniforms`: the very numbers `view_page` draws), so a batch of users reacts exactly
+  as the users would one by one, and the result does not depend on which users share a
+  batch. That is what makes per-session seeding, and therefore resume, exact.
 * every other user (LLM, hybrid) views its page in a thread pool, so that their LLM calls
   are in flight together (the LLM layer caps the concurrency per backend).
 """
@@ -16,19 +16,20 @@ for each user in turn, only faster:
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from recarena.agents.contract import PageReaction, SimulatedUser
-from recarena.agents.statistical import StatisticalUser
+from recarena.agents.statistical import StatisticalUser, page_uniforms
 
 
 class RowGenerators:
     """Looks like one `numpy.random.Generator` to ``StatisticalBehaviour.decide``; row r draws from generator r.
 
     ``random((n, ...))`` stacks ``generators[r].random(...)`` over rows, which is exactly what
-    a single user's ``rng.random((1, ...))`` would have drawn.
+    a single user's ``rng.random((1, ...))`` would have drawn. (`show_pages` fills one row per
+    user at once with `page_uniforms` instead: three calls per user cost more than the decision.)
     """
 
     def __init__(self, generators: Sequence[np.random.Generator]):
@@ -39,6 +40,19 @@ class RowGenerators:
         if shape[0] != len(self.generators):
             raise ValueError(f"RowGenerators: asked for {shape[0]} rows, holds {len(self.generators)} generators")
         return np.stack([g.random(shape[1:]) for g in self.generators])
+
+
+def exclusions(recommender: Any, users: Sequence[int], shown: Sequence[Sequence[int]]) -> list[np.ndarray]:
+    """Per user, the items a slate must not hold: those the recommender knows the user had (its
+    ``histories``, where it keeps them) and those shown earlier in the session."""
+    known = getattr(recommender, "histories", None)
+    empty = np.empty(0, np.int64)
+    return [np.concatenate([np.asarray(known[u], np.int64) if known is not None else empty, np.asarray(s, np.int64)]) for u, s in zip(users, shown)]
+
+
+def already_had(had: Sequence[set[int]], rows: Sequence[Sequence[int]]) -> np.ndarray:
+    """``[len(rows), slate]`` booleans: item ``rows[r][k]`` is in ``had[r]`` (never to be watched again)."""
+    return np.array([[i in h for i in row] for h, row in zip(had, rows)], dtype=bool).reshape(len(rows), -1)
 
 
 def is_batchable(user: SimulatedUser) -> bool:
@@ -76,12 +90,13 @@ def _statistical_batch(users: Sequence[StatisticalUser], slates: Sequence[Sequen
         user.session.require_active()
     behaviour = users[0].behaviour
     items = np.asarray(slates, dtype=np.int64)
-    ids = np.array([u.profile.user for u in users])
-    pages = np.array([u.session.pages for u in users])
-    already = np.array([[int(i) in u.had for i in row] for u, row in zip(users, items.tolist())], dtype=bool)
-    outcome = behaviour.decide(RowGenerators([u.rng for u in users]), ids, items, pages, already)
+    rows = items.tolist()
+    n = len(users)
+    ids = np.fromiter((u.profile.user for u in users), np.int64, n)
+    pages = np.fromiter((u.session.pages for u in users), np.int64, n)
+    already = already_had([u.had for u in users], rows)
+    uniforms = page_uniforms([u.rng for u in users], items.shape[1])
+    outcome = behaviour.decide(None, ids, items, pages, already, uniforms=uniforms)
+    watched, ratings, leave = outcome.watched.tolist(), outcome.ratings.tolist(), outcome.leave.tolist()
     # `record_page` is the users' own bookkeeping (history, session, reasons): shared so both paths agree.
-    return [
-        user.record_page(items[r].tolist(), outcome.watched[r], outcome.ratings[r], bool(outcome.leave[r]))
-        for r, user in enumerate(users)
-    ]
+    return [user.record_page(rows[r], watched[r], ratings[r], leave[r]) for r, user in enumerate(users)]

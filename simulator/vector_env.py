@@ -10,6 +10,13 @@ statistical users through the vectorised ``StatisticalBehaviour.decide``, LLM us
 in a thread pool so their LLM calls are in flight together. Finished sub-environments
 reset on the following step (``AutoresetMode.NEXT_STEP``, Gymnasium's default): that
 step ignores their action and returns the new episode's first observation with reward 0.
+
+The observation's arrays are kept batched (``[num_envs, ...]``; each sub-environment's
+tracker owns a row, and full valid slates are written for all sub-environments at once)
+and the infos are laid out once per step in Gymnasium's vector layout (an array per key
+and a ``_key`` mask), instead of stacking per-environment observations and adding infos
+key by key. What remains per sub-environment is the session's own bookkeeping (the user's
+page record, the reward, the ``info`` reactions).
 """
 
 from __future__ import annotations
@@ -23,8 +30,8 @@ from gymnasium.vector.utils import batch_space
 from recarena.agents.kit import UserKit
 
 from .env import (
-    EnvConfig, InvalidSlateError, SessionTracker, SlateSpace, UserFactory, check_slate, describe_invalid, observation_space,
-    statistical_users, user_histories,
+    EnvConfig, InvalidSlateError, SessionTracker, SlateSpace, UserFactory, check_slate, describe_invalid, observation_rows,
+    observation_space, statistical_users, user_histories,
 )  # fmt: skip
 from .sessions import show_pages
 
@@ -50,15 +57,21 @@ class RecArenaVectorEnv(VectorEnv):
         self.action_space = SlateSpace(self.n_items, config.slate_size, batch=num_envs)
         self.generators: list[np.random.Generator] = []
         self.trackers: list[SessionTracker | None] = [None] * num_envs
+        self.rows = observation_rows(config, num_envs)
+        self.users = np.zeros(num_envs, np.int64)
+        self.pages = np.zeros(num_envs, np.int64)
 
     # ------------------------------------------------------------------ episodes
     def _start(self, i: int, user_id: int | None = None) -> dict[str, Any]:
         rng = self.generators[i]
         if user_id is None:
-            user_id = int(rng.choice(self.candidate_users))
+            # the same draw as ``rng.choice(self.candidate_users)``, without choice's per-call overhead
+            user_id = int(self.candidate_users[rng.integers(0, len(self.candidate_users))])
         elif not 0 <= user_id < self.n_users:
             raise ValueError(f"reset options['users']: {user_id} is outside 0..{self.n_users - 1}")
-        self.trackers[i] = SessionTracker(user_id, self.make_user(user_id, rng), self.histories[user_id], self.config)
+        rows = {key: array[i] for key, array in self.rows.items()}
+        self.trackers[i] = SessionTracker(user_id, self.make_user(user_id, rng), self.histories[user_id], self.config, rows)
+        self.users[i], self.pages[i] = user_id, 0
         return {"user": user_id}
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -70,10 +83,10 @@ class RecArenaVectorEnv(VectorEnv):
         users = (options or {}).get("users")
         if users is not None and len(users) != self.num_envs:
             raise ValueError(f"reset options['users'] has {len(users)} ids for {self.num_envs} environments")
-        infos: dict[str, Any] = {}
+        infos = VectorInfos(self.num_envs)
         for i in range(self.num_envs):
-            infos = self._add_info(infos, self._start(i, None if users is None else int(users[i])), i)
-        return self._observations(), infos
+            infos.add(i, self._start(i, None if users is None else int(users[i])))
+        return self._observations(), infos.build()
 
     def step(self, actions: Any) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if not self.generators:
@@ -86,16 +99,17 @@ class RecArenaVectorEnv(VectorEnv):
         rewards = np.zeros(self.num_envs, np.float64)
         terminated = np.zeros(self.num_envs, bool)
         truncated = np.zeros(self.num_envs, bool)
-        infos: dict[str, Any] = {}
-        checked: dict[int, tuple[list[int], np.ndarray]] = {}
+        infos = VectorInfos(self.num_envs)
+        checked: dict[int, tuple[list[int], np.ndarray | None]] = {}
         live = [i for i, t in enumerate(self.trackers) if t is not None and not t.done]
         rows = actions[live] if live else actions[:0]
         in_range = (rows >= 0) & (rows < self.n_items)
         ordered = np.sort(rows, axis=1)
         clean = in_range.all(1) & ~(ordered[:, 1:] == ordered[:, :-1]).any(1)  # the common case, checked at once
+        clean_rows = rows.tolist()
         for j, i in enumerate(live):  # validate every slate before anything changes
             if clean[j]:
-                checked[i] = (rows[j].tolist(), np.zeros(self.config.slate_size, bool))
+                checked[i] = (clean_rows[j], None)
                 continue
             checked[i] = check_slate(actions[i], self.n_items, self.config.slate_size)
             if self.config.invalid_slate == "error":
@@ -103,7 +117,7 @@ class RecArenaVectorEnv(VectorEnv):
         showing, slates, masks = [], [], []
         for i in range(self.num_envs):
             if i not in checked:  # autoreset (next-step mode): this action is ignored
-                infos = self._add_info(infos, self._start(i), i)
+                infos.add(i, self._start(i))
                 continue
             showing.append(i)
             slates.append(checked[i][0])
@@ -111,12 +125,72 @@ class RecArenaVectorEnv(VectorEnv):
         shown = [j for j, items in enumerate(slates) if items]
         reactions = show_pages([self.trackers[showing[j]].user for j in shown], [slates[j] for j in shown], self.threads)
         by_row = dict(zip(shown, reactions))
+        # Full, valid slates (the common case): every such row of the observation written at once.
+        bulk = [j for j in shown if masks[j] is None and len(slates[j]) == self.config.slate_size]
+        if bulk:
+            where = [showing[j] for j in bulk]
+            ratings = np.array([[r.rating or 0 for r in by_row[j].items] for j in bulk], dtype=np.int64)
+            self.rows["last_items"][where] = [slates[j] for j in bulk]
+            self.rows["last_ratings"][where] = ratings
+            self.rows["last_watched"][where] = ratings > 0  # rated exactly when watched (the user contract)
+        written = set(bulk)
         for j, i in enumerate(showing):
-            reward, terminated[i], truncated[i], info = self.trackers[i].record(by_row.get(j), masks[j])
-            rewards[i] = reward
-            infos = self._add_info(infos, info, i)
-        return self._observations(), rewards, terminated, truncated, infos
+            tracker = self.trackers[i]
+            rewards[i], terminated[i], truncated[i], info = tracker.record(by_row.get(j), masks[j], j not in written)
+            self.pages[i] = tracker.page
+            infos.add(i, info)
+        return self._observations(), rewards, terminated, truncated, infos.build()
 
     def _observations(self) -> dict[str, np.ndarray]:
-        per_env = [t.observation() for t in self.trackers]  # type: ignore[union-attr]
-        return {key: np.stack([o[key] for o in per_env]) for key in per_env[0]}
+        return {
+            "user": self.users.copy(),
+            "history": self.rows["history"].copy(),
+            "page": self.pages.copy(),
+            "last_items": self.rows["last_items"].copy(),
+            "last_watched": self.rows["last_watched"].copy(),
+            "last_ratings": self.rows["last_ratings"].copy(),
+        }
+
+
+class VectorInfos:
+    """Sub-environments' info dicts gathered over a step, then laid out as Gymnasium's ``VectorEnv._add_info``
+    lays them out (an array per key, ``None``/0 where absent, and a boolean ``_key`` mask; dicts nest),
+    with one array write per key instead of one per sub-environment and key."""
+
+    def __init__(self, num_envs: int):
+        self.num_envs = num_envs
+        self.values: dict[str, list[tuple[int, Any]]] = {}
+
+    def add(self, i: int, info: dict[str, Any]) -> None:
+        for key, value in info.items():
+            self.values.setdefault(key, []).append((i, value))
+
+    def build(self) -> dict[str, Any]:
+        return _lay_out(self.values, self.num_envs)
+
+
+def _lay_out(values: dict[str, list[tuple[int, Any]]], n: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, pairs in values.items():
+        where = [i for i, _ in pairs]
+        first = pairs[0][1]
+        if isinstance(first, dict):
+            nested: dict[str, list[tuple[int, Any]]] = {}
+            for i, value in pairs:
+                for inner, v in value.items():
+                    nested.setdefault(inner, []).append((i, v))
+            array: Any = _lay_out(nested, n)
+        elif type(first) in (int, float, bool) or isinstance(first, np.number):
+            array = np.zeros(n, dtype=type(first))
+            array[where] = [v for _, v in pairs]
+        elif isinstance(first, np.ndarray):
+            array = np.zeros((n, *first.shape), dtype=first.dtype)
+            array[where] = [v for _, v in pairs]
+        else:
+            array = np.full(n, None, dtype=object)
+            for i, value in pairs:  # element by element: a list value must stay one object
+                array[i] = value
+        mask = np.zeros(n, dtype=np.bool_)
+        mask[where] = True
+        out[key], out[f"_{key}"] = array, mask
+    return out

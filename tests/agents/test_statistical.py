@@ -120,3 +120,23 @@ def test_with_the_same_tuning_freedom_the_statistical_user_beats_the_popularity_
     for ratio in ("1:1", "1:9"):
         figures = report["discrimination"][ratio]
         assert figures["simulated_tuned_threshold"]["f1"] > figures["popularity_threshold"]["f1"]
+
+
+def test_a_row_of_page_uniforms_decides_as_the_users_own_three_draws(ml100k_kit):
+    """The batched path fills one row per user with ``rng.random(2k + 1)``; alone, a user draws the same
+    numbers in three calls (watches, ratings, leaving). Both must give the same page, user by user."""
+    from recarena.agents.statistical import page_uniforms
+
+    kit, n, k = ml100k_kit, 300, 6
+    rng = np.random.default_rng(2)
+    users = rng.integers(0, kit.history.n_users, n)
+    popular = np.argsort(-np.bincount(kit.history.interactions["item"], minlength=kit.history.n_items))[:40]
+    items = np.stack([rng.choice(popular, k, replace=False) for _ in range(n)])
+    pages = rng.integers(0, 4, n)
+    batch = kit.behaviour.decide(None, users, items, pages, uniforms=page_uniforms([np.random.default_rng([5, r]) for r in range(n)], k))
+    alone = [kit.behaviour.decide(np.random.default_rng([5, r]), users[r : r + 1], items[r : r + 1], pages[r : r + 1]) for r in range(n)]
+    assert (batch.watched == np.concatenate([a.watched for a in alone])).all()
+    assert (batch.ratings == np.concatenate([a.ratings for a in alone])).all()
+    assert (batch.leave == np.concatenate([a.leave for a in alone])).all()
+    # not a vacuous match: watches, several ratings, leaving and staying all occur
+    assert batch.watched.any() and len(np.unique(batch.ratings[batch.watched])) >= 3 and batch.leave.any() and (~batch.leave).any()

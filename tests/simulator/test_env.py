@@ -203,3 +203,64 @@ def test_one_episode_with_the_embedded_llm_replays_from_a_warm_cache(tiny_kit, t
     warm = llm.accountant.total()
     assert warm.cache_misses == cold.cache_misses and warm.cache_hits > cold.cache_hits  # every answer came from the cache
     assert first == second and "interview" in first[-1][3]
+
+
+def test_vector_env_steps_like_single_envs_sharing_its_generators(tiny_kit):
+    """Sub-environment i is a `RecArenaEnv` whose np_random is the seed's i-th child: observations,
+    rewards, ends, reactions and autoresets agree step by step (invalid entries and text included)."""
+    config = EnvConfig(slate_size=4, max_pages=3, invalid_slate="penalty", text=True)
+    n = 6
+    envs = RecArenaVectorEnv(tiny_kit, n, config)
+    obs, _ = envs.reset(seed=4)
+    singles = []
+    for child in np.random.SeedSequence(4).spawn(n):
+        env = RecArenaEnv(tiny_kit, config)
+        env.np_random = np.random.default_rng(child)
+        singles.append(env)
+    expected = [env.reset()[0] for env in singles]
+    done = [False] * n
+    rng = np.random.default_rng(0)
+    for t in range(12):
+        for i, o in enumerate(expected):
+            for key, value in o.items():
+                assert np.array_equal(obs[key][i], value), (t, i, key)
+        actions = np.stack([rng.choice(tiny_kit.history.n_items, 4, replace=False) for _ in range(n)])
+        if t % 3 == 0:
+            actions[1, 2] = actions[1, 0]  # a duplicate: dropped and penalised
+        obs, rewards, terminated, truncated, info = envs.step(actions)
+        for i, env in enumerate(singles):
+            if done[i]:  # next-step autoreset: the action is ignored, reward 0
+                expected[i], reward, ended, cut = env.reset()[0], 0.0, False, False
+            else:
+                expected[i], reward, ended, cut, single_info = env.step(actions[i])
+                assert info["reactions"][i] == single_info["reactions"] and info["feeling"][i] == single_info["feeling"]
+                assert info["invalid"][i] == single_info["invalid"]
+            assert (rewards[i], terminated[i], truncated[i]) == (reward, ended, cut), (t, i)
+            done[i] = ended or cut
+    assert sum(done) < n and any(e.tracker.page for e in singles)
+
+
+def test_vector_infos_are_laid_out_as_gymnasium_lays_them_out(tiny_kit):
+    from recarena.simulator.vector_env import VectorInfos
+
+    envs = RecArenaVectorEnv(tiny_kit, 4, EnvConfig(slate_size=4))
+    per_env = [
+        (0, {"user": 3, "page": 1, "reactions": [{"item": 1}], "feeling": "bored", "interview": {"satisfaction": 5, "liked": "x"}}),
+        (2, {"user": 7, "page": 2, "reactions": [], "feeling": "pleased", "score": 0.5}),
+        (3, {"user": 9}),
+    ]
+    reference: dict = {}
+    ours = VectorInfos(4)
+    for i, info in per_env:
+        reference = envs._add_info(reference, info, i)
+        ours.add(i, info)
+    built = ours.build()
+
+    def same(a, b):
+        assert isinstance(a, dict) == isinstance(b, dict) and (not isinstance(a, dict) or a.keys() == b.keys())
+        if isinstance(a, dict):
+            return all(same(a[k], b[k]) for k in a)
+        assert a.dtype == b.dtype and a.shape == b.shape and list(a) == list(b)
+        return True
+
+    assert same(reference, built)
