@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # torch is pinned only here: an unpinned torch pulls several GB of CUDA packages.
 TORCH  ?= torch==2.13.0
-EXTRAS ?= dev,llm,memory
+EXTRAS ?= dev,llm,memory,ray
 PYTEST_ARGS ?=
 
 .PHONY: setup browser test demo clean

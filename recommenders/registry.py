@@ -6,7 +6,7 @@
 
 The registry lists every class explicitly (no dynamic imports); an unknown name
 or parameter is a one-line `RecommenderError` listing the valid ones. Names
-reserved for models still to come (``tiger``, ``hstu``, ``llm``) say so.
+reserved for models still to come (listed in ``PLANNED``) say so.
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ from typing import Any
 
 from .base import Recommender
 from .errors import RecommenderError
+from .generative.hstu import HSTU
+from .generative.tiger import Tiger
+from .llm_rerank import LLMReranker
 from .models import BPR, ItemKNN, LightGCN, MostPopular, RandomRecommender, SASRec
 
 REGISTRY: dict[str, type[Recommender]] = {
@@ -25,8 +28,11 @@ REGISTRY: dict[str, type[Recommender]] = {
     "bpr": BPR,
     "lightgcn": LightGCN,
     "sasrec": SASRec,
+    "hstu": HSTU,
+    "tiger": Tiger,
+    "llm-rerank": LLMReranker,
 }
-PLANNED = ("tiger", "hstu", "llm")
+PLANNED: tuple[str, ...] = ()
 
 
 def recommender_names() -> list[str]:

@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import Literal
 
 from recarena.recommenders import Recommender, build_recommender, history_scorer, parse_assignments
+from recarena.recommenders.registry import recommender_names
 from recarena.recommenders.evaluation import EvaluationResult, evaluate, evaluate_sampled
 from recarena.simulator.data import load_dataset
 from recarena.simulator.data.splits import Split, make_split
 
 from .config import option
 
-# The registry's names (recarena.recommenders.registry); a Literal so that --help lists them.
-ModelName = Literal["random", "pop", "itemknn", "bpr", "lightgcn", "sasrec"]
+# The registry's names, read from it so a new recommender needs no edit here; a Literal so --help lists them.
+ModelName = Literal[tuple(recommender_names())]  # type: ignore[valid-type]
 
 
 @dataclass

@@ -15,6 +15,13 @@ FAST_PARAMS: dict[str, dict] = {
     "bpr": {"epochs": 30, "patience": 5, "batch_size": 256, "lr": 0.01, "progress": False, "update_epochs": 1},
     "lightgcn": {"epochs": 30, "patience": 5, "batch_size": 256, "lr": 0.01, "progress": False, "update_epochs": 1},
     "sasrec": {"epochs": 30, "patience": 5, "lr": 0.005, "dropout": 0.2, "max_len": 20, "progress": False, "update_epochs": 1},
+    "hstu": {"epochs": 30, "patience": 5, "lr": 0.005, "max_len": 20, "progress": False, "update_epochs": 1},
+    "tiger": {
+        "epochs": 12, "patience": 3, "lr": 0.005, "dim": 32, "heads": 2, "inner_dim": 64, "max_len": 10, "codebook_size": 8,
+        "rqvae_epochs": 60, "beam_size": 10, "progress": False, "update_epochs": 1,
+    },
+    # A pool of one needs no LLM call: the shared contract tests stay fast; test_llm_rerank.py covers the LLM.
+    "llm-rerank": {"pool": 1},
 }
 
 

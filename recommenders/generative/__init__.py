@@ -1,0 +1,1 @@
+"""Generative recommenders: TIGER (semantic IDs, constrained beam search) and HSTU."""
