@@ -1,41 +1,52 @@
 """Fidelity: do simulated users behave like the real users they stand in for?
 
-Two checks against held-out real behaviour (the test part of a `Split`; the
-users must have been built from its training part only):
+Checks against held-out real behaviour (the test part of a `Split`; the users must
+have been built from its training part only):
 
-* **Taste discrimination** (as in Agent4Rec): for each held-out user, the items
-  they rated >= `liked_rating` in the held-out part are mixed with items they never
-  interacted with at all, at 1:1, 1:3 and 1:9. The simulated user decides to watch
-  or not (drawn from its `watch_probabilities`, seeded); we report accuracy,
-  precision, recall, F1 and the threshold-free AUC of its probabilities.
-* **Rating alignment**: for each held-out rating, the simulated user's expected
-  rating (RMSE, MAE) and a drawn rating (the Wasserstein-1 distance between the
-  simulated and the real rating distributions).
+* **Taste discrimination** (Agent4Rec's protocol): for each held-out user, k held-out
+  items the user really had (``positives="interacted"``) or rated >= `liked_rating`
+  (``"liked"``) are mixed with r*k items the user never interacted with at all, for r
+  in `ratios`. With ``positives="interacted"`` and `liked_variant`, the stricter
+  variant (positives are the held-out items rated >= `liked_rating`) is scored from the
+  same pages. The simulated user decides watch or not (drawn from its
+  `watch_probabilities`, seeded); we report accuracy, precision, recall, F1 with 95%
+  bootstrap intervals over users, and the threshold-free AUC of its probabilities.
+* **Rating alignment** (`fidelity_rating.py`): for each held-out rating, the simulated
+  user's expected rating (RMSE, MAE) and a drawn rating (Wasserstein-1 between the
+  simulated and the real rating distributions), against item-mean and biased-MF predictors.
 
-Baselines measured in the same run, on the same pages: a random user that says
-yes as often as the simulated one, a popularity user that says yes to the same
-number of items on each page (the most popular in training), and the
-popularity-threshold user (yes when an item's training popularity is above a
-threshold tuned for F1 on validation pages; the bar published LLM simulators have
-failed to clear); for ratings, the global and per-item mean ratings of training.
-F1 of the simulated user comes with a 95% bootstrap interval over users. With
-validation data, the simulated user is also scored deciding by a threshold on its
-own probabilities tuned on validation (`simulated_tuned_threshold`): the same
-tuning freedom the popularity-threshold user has, so the two compare fairly.
+Pages: each user gets one page per part, its positives then ``max(ratios) * k``
+negatives; the 1:r page is the positives and the first r*k negatives, so the ratios
+share their draws. Pages and draws come from ``SeedSequence([seed, part, user])``: a
+user gets the same page whichever user kind is evaluated, so kinds compare like for like.
+
+Baselines on the same pages, in the same run: a random user saying yes as often as the
+simulated one (``random_same_rate``) and a fair coin (``random_coin``); a popularity user
+saying yes to as many items per page as the simulated one, the most popular in training
+(``popularity_same_count``); and the **popularity-threshold user** (yes when an item's
+training popularity is above a threshold tuned for F1 on validation pages of the same
+ratio and variant), the bar published LLM simulators have failed to clear. With
+validation data the simulated user is also scored deciding by a threshold on its own
+probabilities tuned the same way (``simulated_tuned_threshold``): the same freedom.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 from tqdm.auto import tqdm
 
 from recarena.simulator.data.splits import Split
 
 from .contract import SimulatedUser
+from .fidelity_rating import BiasedMF, item_means, rating_alignment, tuned_biased_mf
+
+TEST, VALID = 0, 1
+Variant = Literal["interacted", "liked"]
 
 
 @dataclass(frozen=True)
@@ -44,25 +55,107 @@ class FidelityConfig:
 
     ratios: tuple[int, ...] = (1, 2, 3, 9)
     """Negatives per positive item on the discrimination pages."""
-    positives: Literal["liked", "interacted"] = "liked"
+    positives: Variant = "liked"
     """Which held-out items are positives: rated >= `liked_rating`, or any interaction (Agent4Rec's protocol)."""
+    liked_variant: bool = True
+    """With ``positives="interacted"``, also score the strict variant (positives rated >= `liked_rating`) from the same pages."""
     liked_rating: float = 4.0
     """Held-out ratings at or above this make an item liked."""
     max_users: int | None = 200
     """Held-out users checked (sampled under `seed`); None for all."""
     max_positives: int = 10
-    """Liked items per user on a page, at most."""
+    """Held-out items per user on a page, at most."""
     max_ratings: int = 20
     """Held-out ratings per user used for rating alignment, at most."""
     bootstrap: int = 1000
-    """Resamples of users for the 95% interval of F1."""
+    """Resamples of users for the 95% intervals."""
     tuned_user: bool = True
     """Also report the simulated user deciding by a threshold on its own probabilities tuned on
     validation, the same freedom the popularity-threshold user gets (costs one validation page per user)."""
     seed: int = 0
-    """Seed for the user sample, the negatives and the decisions."""
+    """Seed for the user sample, the pages and the decisions."""
     progress: bool = True
     """Show a progress bar."""
+
+    def variants(self, has_ratings: bool = True) -> tuple[str, ...]:
+        if self.positives == "interacted" and self.liked_variant and has_ratings:
+            return ("interacted", "liked")
+        return (self.positives,)
+
+
+@dataclass(frozen=True)
+class UserPage:
+    """One user's page on one part: `n_positives` held-out items, then negatives; ratio pages are prefixes."""
+
+    user: int
+    items: np.ndarray
+    n_positives: int
+    liked: np.ndarray
+    """Which positives are liked (rated >= liked_rating)."""
+
+    def view(self, variant: str, ratio: int) -> tuple[np.ndarray, int]:
+        """Indices into `items` of the 1:`ratio` page of `variant`, and how many of them (first) are positives."""
+        positives = np.arange(self.n_positives) if variant == "interacted" else np.flatnonzero(self.liked)
+        n_negatives = min(ratio * len(positives), len(self.items) - self.n_positives)
+        return np.concatenate([positives, self.n_positives + np.arange(n_negatives)]), len(positives)
+
+
+@dataclass
+class Reference:
+    """Everything computed once per split from its training (and validation) part, shared by every user kind."""
+
+    everything: dict[int, set[int]]
+    """Each user's items in any part: what a negative must never be."""
+    popularity: np.ndarray
+    """Training interactions per item."""
+    popularity_thresholds: dict[tuple[str, int], float]
+    """(variant, ratio) -> the popularity threshold tuned for F1 on validation pages."""
+    threshold_source: str
+    item_mean: np.ndarray
+    global_mean: float
+    train_ratings: np.ndarray
+    biased_mf: BiasedMF | None = None
+    variants: tuple[str, ...] = field(default=("liked",))
+
+
+def items_by_user(split: Split) -> dict[int, set[int]]:
+    """Every item each user ever had, in any part: what a negative must not be."""
+    return split.dataset.interactions.groupby("user")["item"].apply(lambda s: set(s.tolist())).to_dict()
+
+
+def _positives_by_user(part: pd.DataFrame, config: FidelityConfig) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    if config.positives == "liked":
+        part = part[part["rating"] >= config.liked_rating]
+    grouped = part.groupby("user")[["item", "rating"]].apply(lambda f: (f["item"].to_numpy(np.int64), f["rating"].to_numpy(float)))
+    return grouped.to_dict()
+
+
+def sample_users(split: Split, config: FidelityConfig, n: int | None = None) -> np.ndarray:
+    """Held-out users with at least one positive, `n` (default `config.max_users`) of them drawn under the seed."""
+    candidates = np.array(sorted(_positives_by_user(split.test, config)), dtype=np.int64)
+    n = config.max_users if n is None else n
+    if n is not None and len(candidates) > n:
+        rng = np.random.default_rng(config.seed)
+        candidates = np.sort(rng.choice(candidates, n, replace=False))
+    return candidates
+
+
+def make_pages(split: Split, part: pd.DataFrame, code: int, users: Sequence[int] | None, config: FidelityConfig,
+               everything: dict[int, set[int]]) -> dict[int, UserPage]:
+    """Each user's page on `part` (see the module docstring); users without positives there get none."""
+    by_user = _positives_by_user(part, config)
+    n_items = split.dataset.n_items
+    wanted = sorted(by_user) if users is None else [int(u) for u in users if int(u) in by_user]
+    pages = {}
+    for user in wanted:
+        items, ratings = by_user[user]
+        items, ratings = items[: config.max_positives], ratings[: config.max_positives]
+        rng = np.random.default_rng(np.random.SeedSequence([config.seed, code, user]))
+        seen = everything.get(user, set())
+        pool = np.setdiff1d(np.arange(n_items), np.fromiter(seen, dtype=np.int64, count=len(seen)))
+        negatives = rng.choice(pool, size=min(max(config.ratios) * len(items), len(pool)), replace=False)
+        pages[user] = UserPage(user, np.concatenate([items, negatives]).astype(np.int64), len(items), ratings >= config.liked_rating)
+    return pages
 
 
 def _classification(truth: np.ndarray, said_yes: np.ndarray) -> dict[str, float]:
@@ -74,175 +167,192 @@ def _classification(truth: np.ndarray, said_yes: np.ndarray) -> dict[str, float]
 
 
 def _auc(truth: np.ndarray, scores: np.ndarray) -> float:
-    order = np.argsort(scores, kind="stable")
-    ranks = np.empty(len(scores))
-    ranks[order] = np.arange(1, len(scores) + 1)
-    # Average ranks over ties, so equal scores count one half.
-    for value in np.unique(scores):
-        tied = scores == value
-        if tied.sum() > 1:
-            ranks[tied] = ranks[tied].mean()
+    ranks = pd.Series(scores).rank(method="average").to_numpy()  # ties count one half
     n_pos, n_neg = truth.sum(), (~truth).sum()
     return float((ranks[truth].sum() - n_pos * (n_pos + 1) / 2) / max(1, n_pos * n_neg))
 
 
-def _wasserstein_levels(a: np.ndarray, b: np.ndarray) -> float:
-    """W1 between two samples of ratings on the 1..5 scale."""
-    levels = np.arange(1, 6)
-    cdf_a = np.array([(a <= k).mean() for k in levels])
-    cdf_b = np.array([(b <= k).mean() for k in levels])
-    return float(np.abs(cdf_a - cdf_b)[:-1].sum())
+def best_threshold(truth: np.ndarray, scores: np.ndarray) -> float:
+    """The threshold t (yes when score > t) with the best F1; the lowest such t on ties."""
+    candidates = np.concatenate([[-np.inf], np.unique(scores)])
+    order = np.argsort(-scores, kind="stable")
+    negated = -scores[order]
+    true_positives = np.concatenate([[0.0], np.cumsum(truth[order])])
+    best, best_f1 = candidates[0], -1.0
+    for t in candidates:
+        said = int(np.searchsorted(negated, -t, side="left"))  # items with score > t
+        f1 = 2 * true_positives[said] / max(1.0, said + truth.sum())
+        if f1 > best_f1 + 1e-12:
+            best, best_f1 = t, f1
+    return float(best)
 
 
-def _users_with_positives(part, config: FidelityConfig) -> dict[int, np.ndarray]:
-    positive = part if config.positives == "interacted" else part[part["rating"] >= config.liked_rating]
-    return positive.groupby("user")["item"].apply(lambda s: s.to_numpy()).to_dict()
+def tune_thresholds(pages: dict[int, UserPage], scores: dict[int, np.ndarray], variants: Sequence[str],
+                    ratios: Sequence[int]) -> dict[tuple[str, int], float]:
+    """Per (variant, ratio): the threshold on `scores` (per user, over `pages[user].items`) with the best F1."""
+    out = {}
+    for variant in variants:
+        for ratio in ratios:
+            truth, values = [], []
+            for user, page in pages.items():
+                index, n_pos = page.view(variant, ratio)
+                if n_pos:
+                    truth.append(np.arange(len(index)) < n_pos)
+                    values.append(np.asarray(scores[user], float)[index])
+            if truth:
+                out[(variant, ratio)] = best_threshold(np.concatenate(truth), np.concatenate(values))
+    return out
 
 
-def items_by_user(split: Split) -> dict[int, set[int]]:
-    """Every item each user ever had, in any part: what a negative must not be."""
-    return split.dataset.interactions.groupby("user")["item"].apply(lambda s: set(s.tolist())).to_dict()
-
-
-def tune_threshold(
-    split: Split,
-    config: FidelityConfig,
-    score: Callable[[int, np.ndarray], np.ndarray],
-    everything: dict[int, set[int]],
-    users: np.ndarray | None = None,
-) -> float | None:
-    """The threshold on `score(user, items)` with the best F1 on validation pages at 1:1; None without validation data.
-
-    `everything` is `items_by_user(split)`, computed once by the caller."""
-    rng = np.random.default_rng(config.seed + 1)
+def build_reference(split: Split, config: FidelityConfig, *, rating_baselines: bool = True) -> Reference:
+    """Item statistics, tuned popularity thresholds and rating predictors, from the training (and validation) part only."""
     data = split.dataset
-    by_user = _users_with_positives(split.valid, config)
-    if users is not None:
-        by_user = {u: by_user[u] for u in users.tolist() if u in by_user}
-    if not by_user:
-        return None
-    truth, scores = [], []
-    for user, positives in by_user.items():
-        positives = positives[: config.max_positives]
-        negatives = _unseen(rng, data.n_items, everything.get(user, set()), len(positives))
-        truth.append(np.arange(len(positives) + len(negatives)) < len(positives))
-        scores.append(np.asarray(score(user, np.concatenate([positives, negatives])), dtype=float))
-    truth, scores = np.concatenate(truth), np.concatenate(scores)
-    candidates = np.unique(scores)
-    f1 = [_classification(truth, scores > t)["f1"] for t in candidates]
-    return float(candidates[int(np.argmax(f1))])
-
-
-def _bootstrap_f1(truths: list[np.ndarray], answers: list[np.ndarray], rng: np.random.Generator, n: int) -> tuple[float, float]:
-    """95% interval of the pooled F1 over users resampled with replacement."""
-    tp = np.array([float(np.sum(t & a)) for t, a in zip(truths, answers)])
-    said = np.array([float(a.sum()) for a in answers])
-    real = np.array([float(t.sum()) for t in truths])
-    picks = rng.integers(0, len(tp), (n, len(tp)))
-    tp_b, said_b, real_b = tp[picks].sum(1), said[picks].sum(1), real[picks].sum(1)
-    precision, recall = tp_b / np.maximum(said_b, 1), tp_b / np.maximum(real_b, 1)
-    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
-    low, high = np.quantile(f1, [0.025, 0.975])
-    return float(low), float(high)
-
-
-def fidelity_report(make_user: Callable[[int], SimulatedUser], split: Split, config: FidelityConfig = FidelityConfig()) -> dict:
-    """Run both checks for the users `make_user(user_id)` builds; return figures and baselines."""
-    rng = np.random.default_rng(config.seed)
-    data = split.dataset
-    test = split.test
-    positives_by_user = _users_with_positives(test, config)
-    candidates = np.array(sorted(positives_by_user), dtype=np.int64)
-    if config.max_users is not None and len(candidates) > config.max_users:
-        candidates = np.sort(rng.choice(candidates, config.max_users, replace=False))
     everything = items_by_user(split)
     popularity = np.bincount(split.train["item"].to_numpy(), minlength=data.n_items).astype(float)
-    threshold = tune_threshold(split, config, lambda user, items: popularity[items], everything)
-    if threshold is None:
-        threshold = float(np.median(popularity))
-    # The same freedom for the simulated user: a yes/no threshold on its own probabilities, tuned on validation.
-    users_made: dict[int, SimulatedUser] = {}
+    variants = config.variants(data.has_ratings)
+    thresholds, source = {}, "tuned on validation pages"
+    if len(split.valid):
+        valid_pages = make_pages(split, split.valid, VALID, None, config, everything)
+        thresholds = tune_thresholds(valid_pages, {u: popularity[p.items] for u, p in valid_pages.items()}, variants, config.ratios)
+    if len(thresholds) < len(variants) * len(config.ratios):
+        source = "median training popularity (no validation pages)"
+        thresholds = {(v, r): thresholds.get((v, r), float(np.median(popularity))) for v in variants for r in config.ratios}
+    item_mean, global_mean = item_means(split.train, data.n_items)
+    mf = tuned_biased_mf(split.train, split.valid, data.n_users, data.n_items, seed=config.seed) if rating_baselines and data.has_ratings else None
+    return Reference(everything, popularity, thresholds, source, item_mean, global_mean, split.train["rating"].to_numpy(float), mf, variants)
 
-    def made(user: int) -> SimulatedUser:
-        if user not in users_made:
-            users_made[user] = make_user(user)
-        return users_made[user]
 
-    user_threshold = tune_threshold(split, config, lambda u, items: made(u).watch_probabilities(items.tolist()), everything, candidates) if config.tuned_user else None
-    train_ratings = split.train["rating"].to_numpy()
-    item_sum = np.bincount(split.train["item"].to_numpy(), split.train["rating"].to_numpy(), minlength=data.n_items)
-    item_mean = np.where(popularity > 0, item_sum / np.maximum(popularity, 1), train_ratings.mean())
+def _bootstrap(per_user: dict[str, np.ndarray], rng: np.random.Generator, n: int) -> dict[str, dict[str, list[float]]]:
+    """95% intervals of pooled accuracy/precision/recall/F1 per contender, users resampled with replacement.
 
-    fields = ("truth", "prob", "yes", "pop_yes", "pop_score", "random_yes", "threshold_yes", "tuned_yes")
-    pages: dict[int, dict[str, list]] = {m: {f: [] for f in fields} for m in config.ratios}
-    real_ratings, expected, drawn, global_pred, item_pred = [], [], [], [], []
-    rated_by_user = test.groupby("user")[["item", "rating"]].apply(lambda f: (f["item"].to_numpy(), f["rating"].to_numpy())).to_dict()
-    for user_id in tqdm(candidates.tolist(), desc="fidelity", disable=not config.progress):
-        user = made(int(user_id))
-        positives = positives_by_user[user_id][: config.max_positives]
-        seen = everything.get(user_id, set())
-        for m in config.ratios:
-            negatives = _unseen(rng, data.n_items, seen, m * len(positives))
-            items = np.concatenate([positives, negatives])
-            probability = np.asarray(user.watch_probabilities(items.tolist()), dtype=float)
-            said_yes = rng.random(len(items)) < probability
-            k = int(said_yes.sum())
-            pop_yes = np.zeros(len(items), bool)
-            pop_yes[np.argsort(-popularity[items], kind="stable")[:k]] = True
-            record = pages[m]
-            record["truth"].append(np.arange(len(items)) < len(positives))
-            record["prob"].append(probability)
-            record["yes"].append(said_yes)
-            record["pop_yes"].append(pop_yes)
-            record["pop_score"].append(popularity[items])
-            record["random_yes"].append(rng.random(len(items)) < (k / len(items)))
-            record["threshold_yes"].append(popularity[items] > threshold)
-            record["tuned_yes"].append(probability > (user_threshold if user_threshold is not None else np.inf))
-        if user_id in rated_by_user and data.has_ratings:
-            items, ratings = rated_by_user[user_id]
-            items, ratings = items[: config.max_ratings], ratings[: config.max_ratings]
+    `per_user[name]` is ``[users, 4]``: true positives, yes answers, real positives, correct answers;
+    ``"items"`` is ``[users]``. The same resamples serve every contender (paired), and the F1
+    differences against the popularity-threshold user get their interval too."""
+    items = per_user["items"]
+    picks = rng.integers(0, len(items), (n, len(items)))
+    n_items = items[picks].sum(1)
+    f1s, out = {}, {}
+    for name, counts in per_user.items():
+        if name == "items":
+            continue
+        tp, said, real, correct = (counts[:, j][picks].sum(1) for j in range(4))
+        precision, recall = tp / np.maximum(said, 1), tp / np.maximum(real, 1)
+        f1s[name] = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
+        out[name] = {f"{metric}_ci95": np.quantile(values, [0.025, 0.975]).tolist()
+                     for metric, values in (("accuracy", correct / np.maximum(n_items, 1)), ("precision", precision), ("recall", recall), ("f1", f1s[name]))}  # fmt: skip
+    for name in ("simulated", "simulated_tuned_threshold"):
+        if name in f1s and "popularity_threshold" in f1s:
+            out[name]["f1_minus_popularity_threshold_ci95"] = np.quantile(f1s[name] - f1s["popularity_threshold"], [0.025, 0.975]).tolist()
+    return out
+
+
+def _counts(truth: np.ndarray, yes: np.ndarray) -> list[float]:
+    return [float(np.sum(truth & yes)), float(yes.sum()), float(truth.sum()), float(np.sum(truth == yes))]
+
+
+def _page_decisions(truth, prob, pop, draw, coin_draw, thresholds, key) -> dict[str, np.ndarray]:
+    """Every contender's yes/no on one page."""
+    yes = draw < prob
+    pop_yes = np.zeros(len(truth), bool)
+    pop_yes[np.argsort(-pop, kind="stable")[: int(yes.sum())]] = True
+    decisions = {
+        "simulated": yes,
+        "random_same_rate": coin_draw < yes.mean(),
+        "random_coin": coin_draw < 0.5,
+        "popularity_same_count": pop_yes,
+        "popularity_threshold": pop > thresholds["popularity"][key],
+    }
+    if key in thresholds["user"]:
+        decisions["simulated_tuned_threshold"] = prob > thresholds["user"][key]
+    return decisions
+
+
+def fidelity_report(make_user: Callable[[int], SimulatedUser], split: Split, config: FidelityConfig = FidelityConfig(), *,
+                    users: Sequence[int] | None = None, reference: Reference | None = None) -> dict:
+    """Run the checks for the users `make_user(user_id)` builds (default: `sample_users`); figures and baselines.
+
+    Pass a `reference` from `build_reference` to share it across several user kinds."""
+    data = split.dataset
+    reference = reference or build_reference(split, config)
+    users = sample_users(split, config) if users is None else np.asarray(users, dtype=np.int64)
+    variants = reference.variants
+    pages = make_pages(split, split.test, TEST, users, config, reference.everything)
+    made: dict[int, SimulatedUser] = {}
+
+    def made_user(user: int) -> SimulatedUser:
+        if user not in made:
+            made[user] = make_user(user)
+        return made[user]
+
+    user_thresholds: dict[tuple[str, int], float] = {}
+    if config.tuned_user and len(split.valid):
+        valid_pages = make_pages(split, split.valid, VALID, users, config, reference.everything)
+        scores = {u: made_user(u).watch_probabilities(p.items.tolist()) for u, p in valid_pages.items()}
+        user_thresholds = tune_thresholds(valid_pages, scores, variants, config.ratios)
+    thresholds = {"popularity": reference.popularity_thresholds, "user": user_thresholds}
+    keys = [(v, r) for v in variants for r in config.ratios]
+    pooled = {key: {"truth": [], "prob": [], "pop": [], "decisions": [], "counts": []} for key in keys}
+    ratings_by_user = split.test.groupby("user")[["item", "rating"]].apply(lambda f: (f["item"].to_numpy(np.int64), f["rating"].to_numpy(float))).to_dict()
+    real, expected, drawn, rated_users, rated_items = [], [], [], [], []
+    short = {key: 0 for key in keys}  # users whose catalogue had too few never-touched items for a full 1:r page
+    for user_id in tqdm(users.tolist(), desc="fidelity", disable=not config.progress):
+        user = made_user(int(user_id))
+        rng = np.random.default_rng(np.random.SeedSequence([config.seed, 2, int(user_id)]))
+        page = pages.get(int(user_id))
+        if page is not None:
+            prob = np.asarray(user.watch_probabilities(page.items.tolist()), dtype=float)
+            draw, coin_draw = rng.random(len(page.items)), rng.random(len(page.items))
+            for key in keys:
+                index, n_pos = page.view(*key)
+                if n_pos == 0:
+                    continue
+                truth = np.arange(len(index)) < n_pos
+                short[key] += int(len(index) < (1 + key[1]) * n_pos)
+                decisions = _page_decisions(truth, prob[index], reference.popularity[page.items[index]], draw[index], coin_draw[index], thresholds, key)
+                record = pooled[key]
+                record["truth"].append(truth)
+                record["prob"].append(prob[index])
+                record["pop"].append(reference.popularity[page.items[index]])
+                record["decisions"].append(decisions)
+                record["counts"].append({name: _counts(truth, yes) for name, yes in decisions.items()})
+        if data.has_ratings and int(user_id) in ratings_by_user:
+            items, ratings = (a[: config.max_ratings] for a in ratings_by_user[int(user_id)])
             levels = np.asarray(user.rating_probabilities(items.tolist()), dtype=float)
             expected.append(levels @ np.arange(1, 6))
             drawn.append(1 + (rng.random((len(items), 1)) > np.cumsum(levels, 1)[:, :-1]).sum(1))
-            real_ratings.append(ratings)
-            global_pred.append(np.full(len(items), train_ratings.mean()))
-            item_pred.append(item_mean[items])
+            real.append(ratings)
+            rated_users.append(np.full(len(items), int(user_id)))
+            rated_items.append(items)
 
-    discrimination = {}
-    for m, record in pages.items():
+    boot_rng = np.random.default_rng(np.random.SeedSequence([config.seed, 3]))
+    tables = {variant: {} for variant in variants}
+    for (variant, ratio), record in pooled.items():
+        if not record["truth"]:
+            continue
         truth = np.concatenate(record["truth"])
-        yes = np.concatenate(record["yes"])
-        low, high = _bootstrap_f1(record["truth"], record["yes"], rng, config.bootstrap)
-        discrimination[f"1:{m}"] = {
-            "simulated": {
-                **_classification(truth, yes), "f1_ci95": [low, high],
-                "auc": _auc(truth, np.concatenate(record["prob"])), "yes_rate": float(yes.mean()),
-            },
-            "random_same_rate": _classification(truth, np.concatenate(record["random_yes"])),
-            "popularity_same_count": {**_classification(truth, np.concatenate(record["pop_yes"])), "auc": _auc(truth, np.concatenate(record["pop_score"]))},
-            "popularity_threshold": {**_classification(truth, np.concatenate(record["threshold_yes"])), "threshold": threshold},
-            **({"simulated_tuned_threshold": {**_classification(truth, np.concatenate(record["tuned_yes"])), "threshold": user_threshold}}
-               if user_threshold is not None else {}),
-            "items": int(len(truth)),
-        }  # fmt: skip
-    report = {"users": int(len(candidates)), "positives": config.positives, "discrimination": discrimination}
-    if real_ratings:
-        real = np.concatenate(real_ratings)
-        errors = {
-            name: {"rmse": float(np.sqrt(np.mean((np.concatenate(pred) - real) ** 2))), "mae": float(np.mean(np.abs(np.concatenate(pred) - real)))}
-            for name, pred in (("simulated", expected), ("global_mean", global_pred), ("item_mean", item_pred))
-        }
-        report["rating"] = {
-            **errors,
-            "wasserstein_simulated_vs_real": _wasserstein_levels(np.concatenate(drawn), real),
-            "wasserstein_train_vs_real": _wasserstein_levels(np.clip(np.round(train_ratings), 1, 5), real),
-            "simulated_histogram": np.bincount(np.concatenate(drawn), minlength=6)[1:].tolist(),
-            "real_histogram": np.bincount(np.clip(np.round(real), 1, 5).astype(int), minlength=6)[1:].tolist(),
-            "ratings": int(len(real)),
-        }
+        names = list(record["decisions"][0])
+        figures = {name: _classification(truth, np.concatenate([d[name] for d in record["decisions"]])) for name in names}
+        per_user = {name: np.array([c[name] for c in record["counts"]]) for name in names}
+        per_user["items"] = np.array([len(t) for t in record["truth"]], dtype=float)
+        intervals = _bootstrap(per_user, boot_rng, config.bootstrap)
+        for name in names:
+            figures[name].update(intervals[name])
+        figures["simulated"].update(auc=_auc(truth, np.concatenate(record["prob"])), yes_rate=float(np.concatenate([d["simulated"] for d in record["decisions"]]).mean()))
+        figures["popularity_same_count"]["auc"] = _auc(truth, np.concatenate(record["pop"]))
+        figures["popularity_threshold"]["threshold"] = reference.popularity_thresholds[(variant, ratio)]
+        if "simulated_tuned_threshold" in figures:
+            figures["simulated_tuned_threshold"]["threshold"] = user_thresholds[(variant, ratio)]
+        tables[variant][f"1:{ratio}"] = {**figures, "items": len(truth), "users": len(record["truth"]), "positive_share": float(truth.mean()),
+                                         "users_short_of_negatives": short[(variant, ratio)]}  # fmt: skip
+    report = {"users": len(users), "positives": variants[0], "threshold_source": reference.threshold_source,
+              "discrimination": tables[variants[0]]}  # fmt: skip
+    if len(variants) > 1:
+        report["discrimination_liked"] = tables["liked"]
+    if real:
+        u, i, r = np.concatenate(rated_users), np.concatenate(rated_items), np.concatenate(real)
+        predictors = {"global_mean": np.full(len(r), reference.global_mean), "item_mean": reference.item_mean[i]}
+        if reference.biased_mf is not None:
+            predictors["biased_mf"] = reference.biased_mf.predict(u, i)
+        report["rating"] = rating_alignment(r, np.concatenate(expected), np.concatenate(drawn), predictors, reference.train_ratings,
+                                            np.random.default_rng(np.random.SeedSequence([config.seed, 4])))  # fmt: skip
     return report
-
-
-def _unseen(rng: np.random.Generator, n_items: int, seen: set[int], n: int) -> np.ndarray:
-    pool = np.setdiff1d(np.arange(n_items), np.fromiter(seen, dtype=np.int64, count=len(seen)), assume_unique=False)
-    return rng.choice(pool, size=min(n, len(pool)), replace=False)
