@@ -120,6 +120,45 @@ def read_atomic(folder: str | Path, name: str | None = None) -> Dataset:
     )
 
 
+def write_atomic(dataset: Dataset, folder: str | Path, name: str | None = None, *, interactions: pd.DataFrame | None = None,
+                 extra_columns: tuple[str, ...] = ()) -> Path:
+    """Write RecBole atomic files ``NAME.inter``, ``NAME.item``, ``NAME.user`` into `folder`; returns the .inter path.
+
+    `interactions` (default: the dataset's own) has the contiguous ids of ``Dataset.interactions``;
+    the files carry the raw ids, so `read_atomic` gives back the same users, items and interactions.
+    `extra_columns` of `interactions` (a provenance column, say) are written as ``token`` fields,
+    which RecBole loads and `read_atomic` ignores. Rows keep their order (readers here sort by time
+    stably, so rows with equal timestamps keep it too). Genres must not contain spaces (a
+    ``token_seq`` is space-separated).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = name or dataset.name
+    frame = dataset.interactions if interactions is None else interactions
+    for column in extra_columns:
+        if column not in frame:
+            raise DataError(folder / f"{name}.inter", "no such column to write", field=column)
+    def clean(values) -> list[str]:  # tabs and newlines would break the file's rows
+        return [str(v).replace("\t", " ").replace("\n", " ") for v in values]
+
+    inter = {"user_id:token": dataset.users["raw_id"].to_numpy()[frame["user"].to_numpy()],
+             "item_id:token": dataset.items["raw_id"].to_numpy()[frame["item"].to_numpy()],
+             "rating:float": [f"{r:g}" for r in frame["rating"].to_numpy(np.float64)],
+             "timestamp:float": frame["timestamp"].to_numpy(np.int64)}  # fmt: skip
+    inter.update({f"{c}:token": clean(frame[c]) for c in extra_columns})
+    path = folder / f"{name}.inter"
+    pd.DataFrame(inter).to_csv(path, sep="\t", index=False)
+    items = dataset.items
+    pd.DataFrame({"item_id:token": items["raw_id"], "movie_title:token_seq": clean(items["title"]),
+                  "release_year:token": ["" if pd.isna(y) else str(int(y)) for y in items["year"]],
+                  "class:token_seq": [" ".join(g) for g in items["genres"]]}).to_csv(folder / f"{name}.item", sep="\t", index=False)  # fmt: skip
+    users = dataset.users
+    pd.DataFrame({"user_id:token": users["raw_id"],
+                  **{f"{c}:token": ["" if pd.isna(v) else str(v) for v in users[c]] for c in ("age", "gender", "occupation", "zip_code")}},
+                 ).to_csv(folder / f"{name}.user", sep="\t", index=False)  # fmt: skip
+    return path
+
+
 # ---------------------------------------------------------------------- GroupLens ml-100k
 _ML100K_GENRES = [
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
