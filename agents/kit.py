@@ -10,7 +10,7 @@ training part; for simulation, the full real history)::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from .language_user import LLM_ONLY, Blend, LanguageUser
 from .preferences import PreferenceConfig, PreferenceModel, fit_preferences
 from .profile import ProfileConfig, UserProfile, build_profiles
 from .statistical import BehaviourConfig, StatisticalBehaviour, StatisticalUser, activity_tier_array
+
+# The kinds of simulated user a scenario can ask the kit for.
+UserKind = Literal["statistical", "llm", "hybrid"]
 
 
 @dataclass

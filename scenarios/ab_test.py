@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from recarena.agents.kit import UserKit, build_user_kit
+from recarena.agents.kit import UserKind, UserKit, build_user_kit
 from recarena.recommenders import Recommender, RecommenderError, build_recommender, parse_assignments, recommender_class
 from recarena.simulator.data import Dataset, load_dataset
 from recarena.simulator.data.splits import Split, leave_one_out
@@ -46,7 +46,6 @@ from .config import option
 from .contract import Scenario, ScenarioError, write_results
 from .stats import Comparison, compare_users, coverage_of, gini_of, holm, population_comparison
 
-UserKind = Literal["statistical", "llm", "hybrid"]
 
 
 class ABConfigError(ScenarioError):

@@ -7,10 +7,20 @@ subclass, added here with one line.
 from __future__ import annotations
 
 from .ab_test import ABScenario
+from .augment import AugmentScenario
 from .contract import Scenario, ScenarioError
+from .feedback_loop import FeedbackLoopScenario
+from .fidelity import FidelityScenario
+from .prompt_bench_run import PromptBenchScenario
+from .prompt_opt.scenario import PromptOptScenario
 
 SCENARIOS: dict[str, Scenario] = {scenario.name: scenario for scenario in (
     ABScenario(),
+    AugmentScenario(),
+    FeedbackLoopScenario(),
+    FidelityScenario(),
+    PromptOptScenario(),
+    PromptBenchScenario(),
 )}  # fmt: skip
 
 

@@ -10,19 +10,27 @@ Each round (a simulated day):
 1. each agent is active with the probability of its user's activity tier (``activity``);
 2. active users run a session in batches of ``batch_size``: page after page the recommender
    ranks ``slate_size`` items per user (never one the recommender knows the user had, nor one
-   shown earlier in the session), and `show_pages` collects the reactions (statistical users
-   vectorised, LLM users' calls in flight together); a user leaves or hits ``max_pages``;
+   shown earlier in the session, nor, with ``exclude_watched``, one the user watched in an earlier
+   round; ``explore`` may re-rank or explore, see exploration.py), and `show_pages` collects the
+   reactions (statistical users vectorised, LLM users' calls in flight together); a user leaves or hits ``max_pages``;
 3. each finished session is committed to the event store with the user's snapshot;
 4. the round's figures are computed from the store and collected by the `DataCollector`;
 5. every ``update_every`` rounds the recommender is updated on the round's watches (the
    feedback loop of Agent4Rec's filter-bubble study).
 
 Randomness: who is active in round r comes from ``SeedSequence([seed, r])``; the session of
-user u in round r draws from ``SeedSequence([seed, r, u])``. Nothing depends on the order or
+user u in round r draws from ``SeedSequence([seed, r, u])``, its exploring slots (``explore.epsilon``)
+from ``SeedSequence([seed, r, u, 1])``. Nothing depends on the order or
 batching of sessions, so a resumed run (completed sessions skipped, user snapshots restored,
 updates of completed rounds replayed from the store) ends with the same events as an
 uninterrupted one, provided the recommender ranks each user independently of the others in
 a batch and updates deterministically (every model of the registry does).
+
+Backends (``backend``): the sessions of a batch run in `population_shards.run_sessions`, a pure
+function of the users, the round's world and the users' watched sets. ``"local"`` calls it here;
+``"ray"`` cuts the round's active users into shards run as Ray tasks, which rebuild their users
+from the factory and the snapshots, and the driver writes each shard's records and restores its
+agents from them. The events are the same either way (statistical users only on Ray).
 """
 
 from __future__ import annotations
@@ -37,15 +45,18 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from recarena.agents.contract import SessionContext, SimulatedUser
+from recarena.agents.contract import SimulatedUser
 from recarena.agents.kit import UserKit
 from recarena.agents.profile import TIERS
 
 from .env import statistical_users
-from .events import EventStore, PageRecord, SessionRecord
-from .metrics import FIGURES, round_figures
+from .events import EventStore, SessionRecord
+from .exploration import SlatePolicy, genre_unit_vectors
+from .metrics import FIGURES, genre_matrix, round_figures
+from .parallel import BACKENDS, Executor, make_executor, split_evenly
+from .population_shards import RoundWorld, SharedUsers, Shard, StatisticalFactory, UserTask, run_sessions, run_shard
 from .rundir import RunDirectory
-from .sessions import show_pages
+from .sessions import is_batchable
 
 UserFactory = Callable[[int, np.random.Generator], SimulatedUser]
 
@@ -84,6 +95,22 @@ class PopulationConfig:
     """The arm's name in the event store (A/B tests run several)."""
     progress: bool = True
     """Show a tqdm bar over rounds."""
+    exclude_watched: bool = True
+    """Never show an item the user watched in an earlier round (the system's own logs), even when the
+    recommender has not been updated on it (``update_every=0``)."""
+    explore: SlatePolicy = SlatePolicy()
+    """How the ranking becomes a slate: as ranked (default), MMR genre re-ranking and/or epsilon-greedy."""
+    backend: str = "local"
+    """Where a round's sessions run: ``"local"`` (this process) or ``"ray"`` (shards as Ray tasks, statistical
+    users only; ``pip install 'recarena[ray]'``). The events are the same either way."""
+    workers: int = 2
+    """Ray workers: the CPUs of the local Ray started for the run (unless Ray is up already); a round has at least 2 shards a worker."""
+    ray_address: str | None = None
+    """An existing Ray cluster's address (default: a local Ray with `workers` CPUs, or the Ray already initialised)."""
+
+
+# Where sessions run does not change a run's events: a run started locally may resume on Ray.
+_NOT_RECORDED = ("backend", "workers", "ray_address")
 
 
 class UserAgent(mesa.Agent):
@@ -111,25 +138,39 @@ class Population(mesa.Model):
         describe: dict[str, Any] | None = None,
     ):
         super().__init__(seed=seed)
+        config.explore.validate()
+        if config.backend not in BACKENDS:
+            raise ValueError(f"PopulationConfig.backend: unknown backend {config.backend!r}; choose one of {', '.join(BACKENDS)}")
+        if config.workers < 1:
+            raise ValueError(f"PopulationConfig.workers: must be at least 1, got {config.workers}")
         self.kit, self.recommender, self.config, self.seed_value = kit, recommender, config, int(seed)
         history = kit.history
         self.n_items = history.n_items
         self.base_time = int(history.interactions["timestamp"].max()) + 1 if len(history.interactions) else 0
+        # Ray workers rebuild users from the factory: the default one without the kit's history.
+        self._make_user = make_user or StatisticalFactory(kit.profiles, kit.behaviour, kit.item_genres)
         make_user = make_user or statistical_users(kit)
         users = self._choose_users(history.n_users)
         for u in users:
             UserAgent(self, int(u), make_user(int(u), np.random.default_rng(np.random.SeedSequence([self.seed_value, u]))))
         self.user_agents: list[UserAgent] = sorted(self.agents, key=lambda a: a.user_id)
+        if config.backend == "ray" and not all(is_batchable(a.user) for a in self.user_agents):
+            raise ValueError("PopulationConfig.backend='ray' runs statistical users only (LLM and hybrid users hold a process-bound LLM); use backend='local'")
+        self._executor: Executor | None = None
+        self._shared_users: Any = None
         self.run_dir: RunDirectory | None = None
         if run_dir is not None:
-            recorded = {"population": asdict(config), "recommender": getattr(recommender, "name", type(recommender).__name__), **(describe or {})}
+            population = {k: v for k, v in asdict(config).items() if k not in _NOT_RECORDED}
+            recorded = {"population": population, "recommender": getattr(recommender, "name", type(recommender).__name__), **(describe or {})}
             self.run_dir = RunDirectory(run_dir, recorded, self.seed_value)
             self.events = self.run_dir.events
         else:
             self.events = EventStore(":memory:")
         self.datacollector = mesa.DataCollector(model_reporters={name: _reporter(name) for name in FIGURES})
         self.figures: dict[str, float] = {}
+        self._genre_vectors = genre_unit_vectors(genre_matrix(history)) if config.explore.mmr > 0 else None
         self.round = 0
+        self.watched: dict[int, set[int]] = {a.user_id: set() for a in self.user_agents}
         self._resume()
 
     def _choose_users(self, n_users: int) -> np.ndarray:
@@ -154,6 +195,10 @@ class Population(mesa.Model):
                 agent.sessions, state = states[agent.user_id]
                 if state is not None:
                     agent.user.set_state(state)
+        logged = self.events.impressions(c.run, c.arm)
+        if len(logged):
+            for u, item in zip(logged.loc[logged["watched"], "user"].tolist(), logged.loc[logged["watched"], "item"].tolist()):
+                self.watched.setdefault(int(u), set()).add(int(item))
         for round_, figures in self.events.completed_rounds(c.run, c.arm).items():
             if round_ != self.round:
                 raise RuntimeError(f"event store: round {round_} is complete but round {self.round} is not")
@@ -179,61 +224,47 @@ class Population(mesa.Model):
         chance = np.asarray(c.activity, dtype=np.float64)[[a.tier for a in self.user_agents]]
         active = np.random.default_rng(np.random.SeedSequence([self.seed_value, r])).random(len(self.user_agents)) < chance
         todo = [a for a, on in zip(self.user_agents, active) if on and (r, a.user_id) not in done]
-        for start in range(0, len(todo), c.batch_size):
-            self._sessions(todo[start : start + c.batch_size], r)
+        world = RoundWorld(self.recommender, c, self.seed_value, r, self.n_items, self.base_time, self._genre_vectors)
+        if c.backend == "ray":
+            self._ray_sessions(todo, world)
+        else:
+            for start in range(0, len(todo), c.batch_size):  # committed batch by batch: a killed run loses one batch at most
+                batch = todo[start : start + c.batch_size]
+                records = run_sessions(world, [a.user for a in batch], [a.user_id for a in batch], [a.sessions for a in batch],
+                                       [self.watched[a.user_id] for a in batch])  # fmt: skip
+                self._commit(batch, records, restore=False)
         self.figures = round_figures(self.events, c.run, c.arm, r, self.kit.history)
         self.events.record_round(c.run, c.arm, r, self.figures, time.time())
         self.datacollector.collect(self)
         self._update_recommender(r)
         self.round = r + 1
 
-    def _sessions(self, agents: list[UserAgent], r: int) -> None:
+    def _ray_sessions(self, todo: list[UserAgent], world: RoundWorld) -> None:
+        """The round's sessions as shards of Ray tasks; each shard is committed as it comes back."""
         c = self.config
-        for agent in agents:
-            agent.user.rng = np.random.default_rng(np.random.SeedSequence([self.seed_value, r, agent.user_id]))
-            agent.user.start_session(SessionContext(session=agent.sessions, round=r, max_pages=None, text=c.text))
-        pages: dict[int, list[PageRecord]] = {a.user_id: [] for a in agents}
-        shown: dict[int, list[int]] = {a.user_id: [] for a in agents}
-        alive = list(agents)
-        sim_time = self.base_time + r * c.seconds_per_round
-        for page in range(c.max_pages):
-            if not alive:
-                break
-            slates = self._slates(alive, shown)
-            viewing = [a for a, s in zip(alive, slates) if s]
-            started = time.time()
-            reactions = show_pages([a.user for a in viewing], [s for s in slates if s], c.threads)
-            finished = time.time()
-            for agent, reaction in zip(viewing, reactions):
-                pages[agent.user_id].append(PageRecord(reaction, started, finished, sim_time))
-                shown[agent.user_id].extend(x.item for x in reaction.items)
-            still, viewed = [], {a.user_id for a in viewing}
-            for agent in alive:
-                record = pages[agent.user_id]
-                left = bool(record and record[-1].reaction.leave)
-                if left or page == c.max_pages - 1 or agent.user_id not in viewed:
-                    self._finish(agent, r, record, left)
-                else:
-                    still.append(agent)
-            alive = still
+        if self._executor is None:
+            self._executor = make_executor("ray", c.workers, c.ray_address)
+            self._shared_users = self._executor.share(SharedUsers(self._make_user, self.seed_value))  # once per run
+        shared = (self._shared_users, self._executor.share(world))  # the recommender as updated so far: once per round
+        # Shards of a few batches: the workers stay busy, and a killed run loses little.
+        count = max(2 * self._executor.workers, -(-len(todo) // (4 * c.batch_size)))
+        parts = split_evenly(todo, count) if todo else []
+        shards = [Shard(tuple(UserTask(a.user_id, a.sessions, a.user.get_state(), tuple(sorted(self.watched[a.user_id]))) for a in part))
+                  for part in parts]  # fmt: skip
+        for index, records in self._executor.imap_unordered(run_shard, shared, shards):
+            self._commit(parts[index], records, restore=True)
 
-    def _slates(self, agents: list[UserAgent], shown: dict[int, list[int]]) -> list[list[int]]:
-        ids = np.array([a.user_id for a in agents], dtype=np.int64)
-        known = getattr(self.recommender, "histories", None)
-        exclude = [
-            np.concatenate([np.asarray(known[u], dtype=np.int64) if known is not None else np.array([], np.int64), np.asarray(shown[u], dtype=np.int64)])
-            for u in ids.tolist()
-        ]
-        top = self.recommender.recommend(ids, self.config.slate_size, exclude=exclude)
-        return [[int(i) for i in row if i >= 0] for row in np.asarray(top.items)]
-
-    def _finish(self, agent: UserAgent, r: int, record: list[PageRecord], left: bool) -> None:
-        c = self.config
-        interview = agent.user.interview() if c.interview and record else None
-        agent.user.end_session()
-        session = SessionRecord(c.run, c.arm, r, agent.user_id, agent.sessions, record, left, interview, agent.user.get_state())
-        self.events.record_session(session)
-        agent.sessions += 1
+    def _commit(self, agents: list[UserAgent], records: list[SessionRecord], restore: bool) -> None:
+        """Write `records` (in user order) to the store and bring the agents up to date (from the
+        snapshots, where the sessions ran on copies of the users)."""
+        by_user = {a.user_id: a for a in agents}
+        for record in records:
+            agent = by_user[record.user]
+            self.events.record_session(record)
+            if restore and record.user_state is not None:
+                agent.user.set_state(record.user_state)
+            self.watched[agent.user_id].update(x.item for page in record.pages for x in page.reaction.items if x.watched)
+            agent.sessions += 1
 
     def _update_recommender(self, r: int) -> None:
         every = self.config.update_every
@@ -256,6 +287,9 @@ class Population(mesa.Model):
             self.recommender.update(update)
 
     def close(self) -> None:
+        if self._executor is not None:
+            self._executor.close()
+            self._executor = None
         self.events.close()
 
 

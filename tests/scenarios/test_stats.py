@@ -75,7 +75,8 @@ def test_gini_and_coverage_of_known_vectors():
 
 def test_population_comparison_interval_contains_its_effect_and_finds_a_real_difference():
     rng = np.random.default_rng(2)
-    narrow = np.zeros((80, 100)); narrow[:, :10] = 1  # every user sees the same 10 items
+    narrow = np.zeros((80, 100))
+    narrow[:, :10] = 1  # every user sees the same 10 items
     wide = np.zeros((80, 100))
     for row in wide:
         row[rng.choice(100, 10, replace=False)] = 1

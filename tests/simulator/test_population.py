@@ -108,3 +108,23 @@ def test_ml100k_population_runs_rounds_with_updates(ml100k_full_kit):
     watched = population.events.impressions()["watched"].sum()
     assert len(population.recommender.interactions) == kit.history.n_interactions + watched
     assert 0 < figures["watch_rate"].mean() < 1
+
+
+def test_the_batched_path_gives_the_events_of_one_user_at_a_time(tiny_kit):
+    """Statistical users go through show_pages' vectorised path; a subclass is not batched and views its
+    pages one by one (`view_page`). Same seed, same events: what resume and determinism rest on."""
+    from recarena.agents.statistical import StatisticalUser
+
+    class OneByOne(StatisticalUser):
+        pass
+
+    kit = tiny_kit
+    config = PopulationConfig(rounds=2, slate_size=5, max_pages=4, threads=1, progress=False)
+    batched = Population(kit, build_recommender("pop").fit(kit.history), config, seed=9)
+    single = Population(kit, build_recommender("pop").fit(kit.history), config, seed=9,
+                        make_user=lambda u, rng: OneByOne(kit.profiles[u], kit.behaviour, rng, kit.item_genres))  # fmt: skip
+    batched.run()
+    single.run()
+    assert events_of(batched).equals(events_of(single)) and len(events_of(batched)) > 100
+    states = lambda p: {a.user_id: a.user.get_state() for a in p.user_agents}  # noqa: E731
+    assert states(batched) == states(single)
