@@ -37,6 +37,7 @@ from recarena.scenarios.ab_test import ABConfig, World, run_ab
 from recarena.simulator.data.splits import leave_one_out
 from recarena.simulator.data.synthetic import SyntheticConfig, generate_synthetic
 from recarena.simulator.events import WALL_CLOCK_COLUMNS, EventStore
+from recarena.simulator.parallel import start_local_ray
 
 
 def build_world(users: int, items: int, seed: int) -> tuple[World, float]:
@@ -95,7 +96,7 @@ def population_benchmark(args: argparse.Namespace, command: str) -> int:
                 import ray
 
                 t = time.perf_counter()
-                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
+                start_local_ray(workers)
                 ray_s = time.perf_counter() - t
             t = time.perf_counter()
             population = Population(kit, build_recommender("pop").fit(dataset), config, seed=args.seed, run_dir=Path(folder) / name)
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                 import ray
 
                 started = time.perf_counter()
-                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
+                start_local_ray(workers)
                 startup = time.perf_counter() - started
             started = time.perf_counter()
             results = run_ab(config, world)

@@ -11,6 +11,7 @@ import pytest
 from recarena.scenarios.ab_test import ABConfig, build_world, run_ab
 from recarena.scenarios.contract import timing_free
 from recarena.simulator.events import EventStore
+from recarena.simulator.parallel import start_local_ray
 
 pytest.importorskip("ray", reason="the Ray backend is an optional extra: pip install 'recarena[ray]'")
 
@@ -32,7 +33,7 @@ def local_and_ray(ml100k, tmp_path_factory):
                       out=root / "local")  # fmt: skip
     world = build_world(config)  # fitted once: both backends meet the same models and users' kit
     local = run_ab(config, world)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    start_local_ray(2)
     try:
         on_ray = run_ab(dataclasses.replace(config, backend="ray", workers=2, out=root / "ray"), world)
         # A local run killed half-way through the second arm, resumed on Ray.

@@ -10,6 +10,7 @@ from recarena.agents.statistical import StatisticalUser
 from recarena.recommenders import build_recommender
 from recarena.simulator.events import WALL_CLOCK_COLUMNS
 from recarena.simulator.exploration import SlatePolicy
+from recarena.simulator.parallel import start_local_ray
 from recarena.simulator.population import Population, PopulationConfig
 
 # 3 rounds with an update after each, 7-user batches (several shards and batches a round), epsilon slots.
@@ -35,7 +36,7 @@ def runs(tiny_kit, tmp_path_factory):
     # A local run stopped after 2 rounds, resumed on Ray.
     stopped, _ = play(tiny_kit, CONFIG, root / "resumed", rounds=2)
     stopped.close()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    start_local_ray(2)
     try:
         on_ray = play(tiny_kit, dataclasses.replace(CONFIG, backend="ray", workers=2))
         resumed = play(tiny_kit, dataclasses.replace(CONFIG, backend="ray", workers=2), root / "resumed")
