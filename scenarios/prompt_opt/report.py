@@ -46,7 +46,7 @@ def format_summary(results: dict[str, Any]) -> str:
     elif online:
         for c in online["comparisons"]:
             if c["metric"] in _ONLINE_METRICS:
-                lines.append(f"online {c['metric']}: final - initial {c['effect']:+.3f} {_ci(c['ci_low'], c['ci_high'])}, p Holm {fmt(c['p_holm'])}")
+                lines.append(f"online ({online.get('method', '?')}) {c['metric']}: final - initial {c['effect']:+.3f} {_ci(c['ci_low'], c['ci_high'])}, p Holm {fmt(c['p_holm'])}")
     return "\n".join(lines)
 
 
@@ -122,7 +122,8 @@ def _online_section(online: dict[str, Any]) -> str:
             for c in online["comparisons"]]  # fmt: skip
     note = (f'<p class="note">{online["users"]} statistical simulated users met both rerankers (paired twins, '
             f'{online["pages"]} pages of 10); both rerank the top items of <b>{escape(online["base"])}</b>; '
-            f'{escape(online["control"])} uses the initial prompt, {escape(online["treatment"])} the final one. '
+            f'{escape(online["control"])} uses the initial prompt, {escape(online["treatment"])} the final one of '
+            f'<b>{escape(online.get("method", "the first method"))}</b>. '
             "Effects are final minus initial with 95% bootstrap intervals; p-values Holm-adjusted.</p>")  # fmt: skip
     return note + table(["metric", "effect", "95% CI", "p", "p Holm", "verdict"], rows)
 

@@ -171,7 +171,7 @@ def run_prompt_opt(config: PromptOptConfig, llm: Any = None, optimiser_llm: Any 
     }  # fmt: skip
     results["comparison"] = compare_methods(per_seed, methods, config.bootstrap, config.seed)
     results["verdict"] = verdict(results["comparison"], methods)
-    results["online"] = _online(config, dataset, split, llm, per_seed[0], methods[0], initial)
+    results["online"] = _online(config, dataset, split, llm, per_seed[0], methods, initial)
     results["run"] = {"seconds": time.perf_counter() - started, "model_calls": getattr(llm.accountant.total(), "calls", None),
                       "cache_hits": getattr(llm.accountant.total(), "cache_hits", None)}  # fmt: skip
     results["results_file"] = str(write_results(results, config.out))
@@ -202,15 +202,17 @@ def _test_phase(seed: int, outcomes: dict[str, Any], test_cases: list, llm: Any,
     return {"seed": seed, "test_cases": len(test_cases), "methods": methods, "test_cost": meter.total().stable()}
 
 
-def _online(config: PromptOptConfig, dataset, split, llm, first_seed: dict[str, Any], method: str, initial: str) -> dict[str, Any]:
+def _online(config: PromptOptConfig, dataset, split, llm, first_seed: dict[str, Any], methods: list[str], initial: str) -> dict[str, Any]:
+    """The online check of the first method (in the order asked) whose first seed ended on a new prompt."""
     if not config.online:
         return {"skipped": "the online check is off (--no-online)"}
-    final = first_seed["methods"][method]["best"]["text"]
-    if final == initial:
-        return {"skipped": f"{method} kept the initial prompt (seed {first_seed['seed']}): there is no second arm to test online"}
+    changed = [m for m in methods if m != "initial" and first_seed["methods"][m]["best"]["text"] != initial]
+    if not changed:
+        return {"skipped": f"every method kept the initial prompt (seed {first_seed['seed']}): there is no second arm to test online"}
+    method, final = changed[0], first_seed["methods"][changed[0]]["best"]["text"]
     from .online import online_check
 
-    return online_check(dataset, split, llm, {"initial": initial, "final": final}, out=config.out / "online", base=config.online_base,
+    return {"method": method} | online_check(dataset, split, llm, {"initial": initial, "final": final}, out=config.out / "online", base=config.online_base,
                         mode=config.mode, pool=10 if config.protocol == "recprompt" else 20, history_len=config.history_len, retries=config.retries,
                         users=config.online_users,
                         pages=config.online_pages, seed=config.seed, bootstrap=min(config.bootstrap, 1000))  # fmt: skip
