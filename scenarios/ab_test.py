@@ -33,7 +33,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from recarena.agents.kit import UserKind, UserKit, build_user_kit
-from recarena.recommenders import Recommender, RecommenderError, build_recommender, parse_assignments, recommender_class
+from recarena.recommenders import Recommender, RecommenderError, build_recommender, parse_assignments, recommender_class, recommender_names
 from recarena.simulator.data import Dataset, load_dataset
 from recarena.simulator.data.splits import Split, leave_one_out
 from recarena.simulator.parallel import make_executor
@@ -57,7 +57,7 @@ class ABConfig:
     """What `recarena ab` (and `recarena run experiment.yaml`) runs."""
 
     dataset: str = option("ml-100k", "built-in dataset name (ml-100k, ml-1m) or a folder of data files")
-    arms: str = option("pop,bpr", "comma-separated recommenders under test (registry names: random, pop, itemknn, bpr, lightgcn, sasrec)")
+    arms: str = option("pop,bpr", f"comma-separated recommenders under test (registry names: {', '.join(recommender_names())})")
     control: str = option("", "the control arm (default: the first of --arms)")
     model_params: list[str] = option([], "hyper-parameters as MODEL.name=value, e.g. sasrec.epochs=10 bpr.dim=32")
     users: int = option(200, "simulated users (drawn from the dataset's users with the seed)")

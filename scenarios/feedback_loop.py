@@ -36,7 +36,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from recarena.agents.kit import UserKind
-from recarena.recommenders import Recommender, RecommenderError, recommender_class
+from recarena.recommenders import Recommender, RecommenderError, recommender_class, recommender_names
 from recarena.simulator.exploration import SlatePolicy
 from recarena.simulator.metrics import FIGURES, genre_matrix, group_genre_figures
 from recarena.simulator.population import Population, PopulationConfig
@@ -72,8 +72,8 @@ class FeedbackConfig:
 
     dataset: str = option("ml-100k", "built-in dataset name (ml-100k, ml-1m) or a folder of data files")
     arms: str = option("random,pop,bpr,bpr+frozen,bpr+mmr,bpr+epsilon",
-                       "comma-separated arms MODEL[+mmr][+epsilon][+frozen]; MODEL a registry name (random, pop, itemknn, bpr, "
-                       "lightgcn, sasrec); +mmr: genre MMR re-ranking, +epsilon: epsilon-greedy slots, +frozen: never updated")  # fmt: skip
+                       f"comma-separated arms MODEL[+mmr][+epsilon][+frozen]; MODEL a registry name ({', '.join(recommender_names())}); "
+                       "+mmr: genre MMR re-ranking, +epsilon: epsilon-greedy slots, +frozen: never updated")  # fmt: skip
     model_params: list[str] = option([], "hyper-parameters as MODEL.name=value, e.g. sasrec.epochs=10 bpr.update_epochs=5")
     users: int = option(300, "users in the population (drawn from the dataset's users with the seed)")
     rounds: int = option(10, "rounds (simulated days): browse, then the recommender learns from what was watched")

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from recarena.agents.fidelity import FidelityConfig, build_reference, fidelity_report, sample_users
 from recarena.agents.fidelity_shape import behaviour_shape
 from recarena.agents.kit import UserKit, build_user_kit
-from recarena.recommenders import Recommender, RecommenderError, build_recommender, recommender_class
+from recarena.recommenders import Recommender, RecommenderError, build_recommender, recommender_class, recommender_names
 from recarena.recommenders.base import torch_threads
 from recarena.simulator.data import Dataset, load_dataset
 from recarena.simulator.data.splits import Split, random_holdout
@@ -64,7 +64,7 @@ class FidelityScenarioConfig:
     test_fraction: float = option(0.1, "share of each user's interactions held out for the checks")
     calibration_users: int = option(30, "validation users whose items calibrate the hybrid users' blend")
     tuned_threshold: bool = option(True, "also score each simulated user deciding by a threshold on its own probabilities tuned on validation")
-    recommender: str = option("pop", "recommender whose pages the behaviour-shape sessions show (random, pop, itemknn, bpr, lightgcn, sasrec)")
+    recommender: str = option("pop", f"recommender whose pages the behaviour-shape sessions show ({', '.join(recommender_names())})")
     sessions: int = option(2, "behaviour-shape sessions per user (0: skip the behaviour shape)")
     pages: int = option(10, "most pages per behaviour-shape session")
     slate_size: int = option(10, "items per page")
