@@ -3,13 +3,12 @@ seeded shuffling, position bias, and the recommender contract with a scripted LL
 
 from __future__ import annotations
 
-import importlib.util
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 from recarena.agents.llm import LLM, RetryPolicy, TransientBackendError
+from recarena.agents.llm.scripted import ScriptedBackend
 from recarena.recommenders import (
     ParamsError,
     RecommenderError,
@@ -29,16 +28,6 @@ from recarena.recommenders.llm_prompt import (
 from recarena.recommenders.llm_ranking import rank_candidates
 
 
-def _scripted_backend_class():
-    """The scripted fake backend of the LLM-layer tests (tests/agents/llm/conftest.py), reused."""
-    path = Path(__file__).parents[1] / "agents" / "llm" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("recarena_test_llm_fakes", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.ScriptedBackend
-
-
-ScriptedBackend = _scripted_backend_class()
 
 
 def scripted_llm(**kwargs) -> tuple[LLM, ScriptedBackend]:

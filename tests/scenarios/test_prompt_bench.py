@@ -6,11 +6,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 from recarena.agents.llm import LLM, RetryPolicy
+from recarena.agents.llm.scripted import ScriptedBackend
 from recarena.recommenders.llm_prompt import LISTWISE, POINTWISE
 from recarena.scenarios.checker import (
     check_report_renders,
@@ -34,16 +34,6 @@ from recarena.simulator.data.splits import leave_one_out
 needs_llama = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed")
 
 
-def _scripted_backend_class():
-    """The scripted fake backend of the LLM-layer tests (tests/agents/llm/conftest.py), reused."""
-    path = Path(__file__).parents[1] / "agents" / "llm" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("recarena_test_llm_fakes_bench", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.ScriptedBackend
-
-
-ScriptedBackend = _scripted_backend_class()
 
 
 def scripted_llm(**kwargs) -> LLM:

@@ -11,8 +11,8 @@ from typing import Callable, Iterator
 
 import pytest
 
-from recarena.agents.llm import Backend, ChatRequest, RawCompletion, RawScore, ScoreRequest
 from recarena.agents.llm.local_server import LocalLlamaServer
+from recarena.agents.llm.scripted import ScriptedBackend
 
 API_KEY = "sk-recarena-test-7f3a9c2e5b1d"  # the secret the secrets test greps for
 
@@ -20,59 +20,6 @@ needs_llama = pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None,
     reason="llama-cpp-python is not installed (pip install 'recarena[llm]')",
 )
-
-
-class ScriptedBackend(Backend):
-    """A fake backend answering from scripts, for unit tests of the layer's logic.
-
-    ``answers``: callables or values consumed in order per call (an Exception instance is raised);
-    when exhausted, ``default`` is used. ``score`` likewise with ``scores``.
-    """
-
-    name = "scripted"
-
-    def __init__(self, answers=(), default="ok", scores=(), default_score=None, delay_s=0.0, max_concurrency=4):
-        self.answers = list(answers)
-        self.default = default
-        self.scores = list(scores)
-        self.default_score = default_score
-        self.delay_s = delay_s
-        self.max_concurrency = max_concurrency
-        self.requests: list = []
-        self.in_flight = 0
-        self.peak_in_flight = 0
-        self._lock = threading.Lock()
-
-    def identity(self) -> dict[str, str]:
-        return {"backend": self.name, "model": "scripted-1"}
-
-    def _next(self, queue, default, request):
-        with self._lock:
-            self.requests.append(request)
-            self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-            item = queue.pop(0) if queue else default
-        try:
-            if self.delay_s:
-                time.sleep(self.delay_s)
-            if callable(item) and not isinstance(item, type):
-                item = item(request)
-            if isinstance(item, BaseException):
-                raise item
-            return item
-        finally:
-            with self._lock:
-                self.in_flight -= 1
-
-    def complete(self, request: ChatRequest, timeout_s: float) -> RawCompletion:
-        text = self._next(self.answers, self.default, request)
-        return RawCompletion(text, prompt_tokens=10, completion_tokens=5)
-
-    def score_options(self, request: ScoreRequest, timeout_s: float) -> RawScore:
-        item = self._next(self.scores, self.default_score, request)
-        if item is None:
-            item = {o: -1.0 - i for i, o in enumerate(request.options)}
-        return RawScore(dict(item), "logprobs", prompt_tokens=7, completion_tokens=1)
 
 
 @pytest.fixture
