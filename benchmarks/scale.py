@@ -50,6 +50,13 @@ def build_world(users: int, items: int, seed: int) -> tuple[World, float]:
     return World(dataset, split, kit, recommenders), time.perf_counter() - started
 
 
+def timed_ray_start(workers: int) -> float:
+    """Start a local Ray with `workers` CPUs; the seconds it took (reported apart from the run)."""
+    started = time.perf_counter()
+    start_local_ray(workers)
+    return time.perf_counter() - started
+
+
 def events_of(out: Path):
     with EventStore(out / "events.sqlite") as store:
         frame = store.impressions()
@@ -91,13 +98,7 @@ def population_benchmark(args: argparse.Namespace, command: str) -> int:
         for name in args.backends.split(","):
             backend, workers = ("ray", int(name[3:] or 2)) if name.startswith("ray") else ("local", 1)
             config = PopulationConfig(rounds=args.rounds, slate_size=10, max_pages=args.pages, progress=False, backend=backend, workers=workers)
-            ray_s = 0.0
-            if backend == "ray":
-                import ray
-
-                t = time.perf_counter()
-                start_local_ray(workers)
-                ray_s = time.perf_counter() - t
+            ray_s = timed_ray_start(workers) if backend == "ray" else 0.0
             t = time.perf_counter()
             population = Population(kit, build_recommender("pop").fit(dataset), config, seed=args.seed, run_dir=Path(folder) / name)
             build_s = time.perf_counter() - t
@@ -113,6 +114,8 @@ def population_benchmark(args: argparse.Namespace, command: str) -> int:
             fingerprint = events_fingerprint(population.events) if not args.no_compare else (0, 0)
             population.close()
             if backend == "ray":
+                import ray
+
                 ray.shutdown()
             reference = fingerprint if reference is None else reference
             rows.append((name, ray_s, build_s, rounds, fingerprint[0], fingerprint == reference, rss, workers_gb))
@@ -155,17 +158,13 @@ def main(argv: list[str] | None = None) -> int:
         reference = None
         for backend, workers in variants:
             config = dataclasses.replace(base, backend=backend, workers=workers, out=Path(folder) / f"{backend}-{workers}")
-            startup = 0.0
-            if backend == "ray":
-                import ray
-
-                started = time.perf_counter()
-                start_local_ray(workers)
-                startup = time.perf_counter() - started
+            startup = timed_ray_start(workers) if backend == "ray" else 0.0
             started = time.perf_counter()
             results = run_ab(config, world)
             seconds = time.perf_counter() - started
             if backend == "ray":
+                import ray
+
                 ray.shutdown()
             sessions = sum(a["users"] for a in results["arms"].values())
             events = events_of(config.out)
