@@ -154,10 +154,15 @@ class StatisticalBehaviour:
         return sigmoid(logit)
 
     def satisfaction(self, n_shown: int, ratings: Sequence[int]) -> int:
+        """The interview's 1-10 after a session that showed `n_shown` items and had these `ratings` (of its watches)."""
+        return self.satisfaction_of(n_shown, len(ratings), sum(ratings))
+
+    def satisfaction_of(self, n_shown: int, n_watched: int, rating_sum: int) -> int:
+        """`satisfaction` from counts: `n_watched` watches whose ratings sum to `rating_sum`."""
         c = self.config
         # Plain floats: called once per session, where numpy's scalar overhead would dominate.
-        mean_rating = sum(ratings) / len(ratings) if len(ratings) else 2.0
-        watch_rate = len(ratings) / n_shown if n_shown else 0.0
+        mean_rating = rating_sum / n_watched if n_watched else 2.0
+        watch_rate = n_watched / n_shown if n_shown else 0.0
         score = c.satisfaction_rating * (mean_rating - 3.0) + c.satisfaction_watch * (watch_rate - c.satisfaction_watch_centre)
         share = 1.0 / (1.0 + math.exp(-score)) if score > -700 else 0.0  # math.exp overflows where numpy gave 0
         return min(10, max(1, round(1 + 9 * share)))
@@ -300,9 +305,14 @@ def _plain_reaction(item: int, watched: bool, rating: int | None) -> ItemReactio
 
 
 def _feeling(n_watched: int, ratings: Sequence[int]) -> str:
+    return feeling_of(n_watched, sum(ratings))
+
+
+def feeling_of(n_watched: int, rating_sum: int) -> str:
+    """How a page felt: bored with no watch, else by the mean rating of its watches."""
     if n_watched == 0:
         return "bored"
-    mean = sum(ratings) / n_watched
+    mean = rating_sum / n_watched
     return "delighted" if mean >= 4.5 else "pleased" if mean >= 3.5 else "lukewarm" if mean >= 2.5 else "disappointed"
 
 

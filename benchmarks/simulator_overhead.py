@@ -10,7 +10,8 @@ Statistical users (ml-100k, slate 10, at most 5 pages):
 * `show_pages` on 256 statistical user objects: the batched path every simulator uses
   (each user's own RNG row, already-had items, the users' page bookkeeping), no env;
 * the single env (`RecArenaEnv`, one user at a time), the vector env (`RecArenaVectorEnv`,
-  256 users per step) and the population (all 943 users, most-popular recommender updated
+  256 users per step: with a user object per sub-environment, on its array path, and on its
+  array path without ``info["reactions"]``) and the population (all 943 users, most-popular recommender updated
   after every round, events in an on-disk SQLite WAL store), each as users x steps
   (pages) per second and sessions per second, with the ratio to the baseline. The population
   also reports its rate without the recommender's own time (``recommend`` + ``update``): the
@@ -93,8 +94,8 @@ def single_env(kit, episodes: int) -> dict[str, float]:
     return {"user_steps_per_s": steps / seconds, "sessions_per_s": episodes / seconds}
 
 
-def vector_env(kit, num_envs: int, steps: int) -> dict[str, float]:
-    envs = RecArenaVectorEnv(kit, num_envs, EnvConfig(slate_size=SLATE, max_pages=PAGES))
+def vector_env(kit, num_envs: int, steps: int, reaction_info: bool = True, array_users: bool | None = None) -> dict[str, float]:
+    envs = RecArenaVectorEnv(kit, num_envs, EnvConfig(slate_size=SLATE, max_pages=PAGES, reaction_info=reaction_info), array_users=array_users)
     actions = [envs.action_space.sample() for _ in range(8)]
     envs.reset(seed=0)
     ended, shown = 0, 0
@@ -195,7 +196,9 @@ def main() -> None:
     results["baseline_decide_b1"] = baseline(kit, 1, 3000)
     results["show_pages_256"] = batched_pages(kit, 256, 40)
     results["single_env"] = single_env(kit, 300)
+    results["vector_env_256_user_objects"] = vector_env(kit, 256, 100, array_users=False)
     results["vector_env_256"] = vector_env(kit, 256, 100)
+    results["vector_env_256_no_reaction_info"] = vector_env(kit, 256, 100, reaction_info=False)
     with tempfile.TemporaryDirectory() as tmp:
         results["population_943"] = population(kit, args.rounds, Path(tmp) / "run")
     if not args.no_llm:
@@ -207,7 +210,8 @@ def main() -> None:
     results["population_943_without_recommender"] = {
         "user_steps_per_s": p["user_steps_per_s_without_recommender"], "sessions_per_s": p["sessions_per_s_without_recommender"],
     }  # fmt: skip
-    names = ("baseline_decide_b256", "baseline_decide_b1", "show_pages_256", "single_env", "vector_env_256", "population_943", "population_943_without_recommender")
+    names = ("baseline_decide_b256", "baseline_decide_b1", "show_pages_256", "single_env", "vector_env_256_user_objects", "vector_env_256",
+             "vector_env_256_no_reaction_info", "population_943", "population_943_without_recommender")  # fmt: skip
     for name in names:
         r = results[name]
         print(f"{name:<36}{r['user_steps_per_s']:>16,.0f}{r.get('sessions_per_s', float('nan')):>12,.1f}{base / r['user_steps_per_s']:>28.1f}")

@@ -24,7 +24,7 @@ All randomness comes from ``self.np_random``: it is the simulated user's ``rng``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Sequence
 
 import gymnasium
 import numpy as np
@@ -63,6 +63,10 @@ class EnvConfig:
     """Interview the user when the episode ends (``info["interview"]``); always on for the satisfaction reward."""
     users: tuple[int, ...] | None = None
     """The users `reset` samples from (default: every user)."""
+    reaction_info: bool = True
+    """Put each item's reaction (a dict per item) in ``info["reactions"]``. The observation's ``last_items``,
+    ``last_watched`` and ``last_ratings`` hold the same items, watches and ratings; without text, turning this
+    off saves a vector env most of its per-item Python."""
 
     def validate(self) -> None:
         if self.slate_size < 1 or self.max_pages < 1 or self.history_length < 1:
@@ -155,6 +159,13 @@ def observation_rows(config: EnvConfig, n: int | None = None) -> dict[str, np.nd
     }
 
 
+def write_history(row: np.ndarray, history: Sequence[int] | np.ndarray) -> None:
+    """`row` = the last ``len(row)`` items of `history` (time order), padded with -1 in front."""
+    recent = history[-len(row) :]
+    row[: len(row) - len(recent)] = -1
+    row[len(row) - len(recent) :] = recent
+
+
 class SessionTracker:
     """One user's session seen from the environment: observation and reward bookkeeping (shared with the vector env).
 
@@ -176,11 +187,7 @@ class SessionTracker:
         user.start_session(SessionContext(session=0, max_pages=None, text=config.text))
 
     def _write_history(self) -> None:
-        n = self.config.history_length
-        recent = self.history[-n:]
-        row = self.rows["history"]
-        row[: n - len(recent)] = -1
-        row[n - len(recent) :] = recent
+        write_history(self.rows["history"], self.history)
 
     def observation(self) -> dict[str, Any]:
         return {
@@ -223,12 +230,13 @@ class SessionTracker:
         info: dict[str, Any] = {
             "user": self.user_id,
             "page": self.page,
-            # plain dicts built by hand: dataclasses.asdict deep-copies and cost most of a batched step
-            "reactions": [{"item": r.item, "watched": r.watched, "rating": r.rating, "reason": r.reason} for r in reactions],
             "feeling": reaction.feeling if reaction is not None else "",
             "fallbacks": reaction.fallbacks if reaction is not None else 0,
             "invalid": n_invalid,
         }
+        if c.reaction_info:
+            # plain dicts built by hand: dataclasses.asdict deep-copies and cost most of a batched step
+            info["reactions"] = [{"item": r.item, "watched": r.watched, "rating": r.rating, "reason": r.reason} for r in reactions]
         if terminated or truncated:
             if c.interview or c.reward == "satisfaction":
                 self.interview = self.user.interview()

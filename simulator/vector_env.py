@@ -21,7 +21,7 @@ page record, the reward, the ``info`` reactions).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
@@ -34,6 +34,7 @@ from .env import (
     observation_space, statistical_users, user_histories,
 )  # fmt: skip
 from .sessions import show_pages
+from .vector_statistical import StatisticalSessions, uses_array_path
 
 
 class RecArenaVectorEnv(VectorEnv):
@@ -41,12 +42,16 @@ class RecArenaVectorEnv(VectorEnv):
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
-    def __init__(self, kit: UserKit, num_envs: int, config: EnvConfig = EnvConfig(), make_user: UserFactory | None = None, threads: int = 8):
+    def __init__(self, kit: UserKit, num_envs: int, config: EnvConfig = EnvConfig(), make_user: UserFactory | None = None, threads: int = 8,
+                 array_users: bool | None = None):  # fmt: skip
         config.validate()
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.kit, self.config, self.num_envs, self.threads = kit, config, num_envs, threads
         self.make_user: UserFactory = make_user or statistical_users(kit)
+        array_path = uses_array_path(make_user, config) if array_users is None else array_users
+        if array_path and not uses_array_path(make_user, config):
+            raise ValueError("array_users=True needs the kit's statistical users (no make_user) and text off")
         dataset = kit.history
         self.n_users, self.n_items = dataset.n_users, dataset.n_items
         self.histories = user_histories(dataset)
@@ -60,19 +65,31 @@ class RecArenaVectorEnv(VectorEnv):
         self.rows = observation_rows(config, num_envs)
         self.users = np.zeros(num_envs, np.int64)
         self.pages = np.zeros(num_envs, np.int64)
+        self.done = np.ones(num_envs, bool)  # a sub-environment whose session ended (or never began) restarts on the next step
+        # The kit's statistical users' sessions in arrays (vector_statistical.py); None: a user object per sub-environment.
+        self.sessions = StatisticalSessions(kit, config, self.rows, num_envs, self.histories) if array_path else None
 
     # ------------------------------------------------------------------ episodes
-    def _start(self, i: int, user_id: int | None = None) -> dict[str, Any]:
-        rng = self.generators[i]
-        if user_id is None:
-            # the same draw as ``rng.choice(self.candidate_users)``, without choice's per-call overhead
-            user_id = int(self.candidate_users[rng.integers(0, len(self.candidate_users))])
-        elif not 0 <= user_id < self.n_users:
-            raise ValueError(f"reset options['users']: {user_id} is outside 0..{self.n_users - 1}")
-        rows = {key: array[i] for key, array in self.rows.items()}
-        self.trackers[i] = SessionTracker(user_id, self.make_user(user_id, rng), self.histories[user_id], self.config, rows)
-        self.users[i], self.pages[i] = user_id, 0
-        return {"user": user_id}
+    def _start(self, envs: Sequence[int], user_ids: Sequence[int | None] | None = None, infos: "VectorInfos | None" = None) -> None:
+        """Start a session in each of `envs` (users drawn from each one's generator where not given)."""
+        chosen = []
+        for k, i in enumerate(envs):
+            user_id = None if user_ids is None else user_ids[k]
+            if user_id is None:
+                # the same draw as ``rng.choice(self.candidate_users)``, without choice's per-call overhead
+                user_id = int(self.candidate_users[self.generators[i].integers(0, len(self.candidate_users))])
+            elif not 0 <= user_id < self.n_users:
+                raise ValueError(f"reset options['users']: {user_id} is outside 0..{self.n_users - 1}")
+            chosen.append(user_id)
+        self.users[envs], self.pages[envs], self.done[envs] = chosen, 0, False
+        if self.sessions is not None:
+            self.sessions.start(envs, chosen)
+        else:
+            for i, user_id in zip(envs, chosen):
+                rows = {key: array[i] for key, array in self.rows.items()}
+                self.trackers[i] = SessionTracker(user_id, self.make_user(user_id, self.generators[i]), self.histories[user_id], self.config, rows)
+        if infos is not None:
+            infos.add_column("user", list(envs), chosen)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Start a session in every sub-environment; ``options={"users": [...]}`` picks the users."""
@@ -84,8 +101,7 @@ class RecArenaVectorEnv(VectorEnv):
         if users is not None and len(users) != self.num_envs:
             raise ValueError(f"reset options['users'] has {len(users)} ids for {self.num_envs} environments")
         infos = VectorInfos(self.num_envs)
-        for i in range(self.num_envs):
-            infos.add(i, self._start(i, None if users is None else int(users[i])))
+        self._start(list(range(self.num_envs)), None if users is None else [int(u) for u in users], infos)
         return self._observations(), infos.build()
 
     def step(self, actions: Any) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
@@ -100,28 +116,26 @@ class RecArenaVectorEnv(VectorEnv):
         terminated = np.zeros(self.num_envs, bool)
         truncated = np.zeros(self.num_envs, bool)
         infos = VectorInfos(self.num_envs)
-        checked: dict[int, tuple[list[int], np.ndarray | None]] = {}
-        live = [i for i, t in enumerate(self.trackers) if t is not None and not t.done]
-        rows = actions[live] if live else actions[:0]
+        live = np.flatnonzero(~self.done)
+        rows = actions[live]
         in_range = (rows >= 0) & (rows < self.n_items)
         ordered = np.sort(rows, axis=1)
         clean = in_range.all(1) & ~(ordered[:, 1:] == ordered[:, :-1]).any(1)  # the common case, checked at once
-        clean_rows = rows.tolist()
-        for j, i in enumerate(live):  # validate every slate before anything changes
-            if clean[j]:
-                checked[i] = (clean_rows[j], None)
-                continue
-            checked[i] = check_slate(actions[i], self.n_items, self.config.slate_size)
+        slates: list[list[int]] = rows.tolist()
+        masks: list[np.ndarray | None] = [None] * len(live)
+        for j in np.flatnonzero(~clean).tolist():  # validate every slate before anything changes
+            i = int(live[j])
+            slates[j], masks[j] = check_slate(actions[i], self.n_items, self.config.slate_size)
             if self.config.invalid_slate == "error":
-                raise InvalidSlateError(f"environment {i}: " + describe_invalid(actions[i], checked[i][1], self.n_items))
-        showing, slates, masks = [], [], []
-        for i in range(self.num_envs):
-            if i not in checked:  # autoreset (next-step mode): this action is ignored
-                infos.add(i, self._start(i))
-                continue
-            showing.append(i)
-            slates.append(checked[i][0])
-            masks.append(checked[i][1])
+                raise InvalidSlateError(f"environment {i}: " + describe_invalid(actions[i], masks[j], self.n_items))
+        showing = live.tolist()
+        self._start(np.flatnonzero(self.done).tolist(), None, infos)  # autoreset (next-step mode): their actions are ignored
+        if self.sessions is not None:
+            rewards[showing], terminated[showing], truncated[showing] = self.sessions.show(
+                showing, slates, masks, self.users, self.pages, self.generators, infos
+            )
+            self.done[showing] = terminated[showing] | truncated[showing]
+            return self._observations(), rewards, terminated, truncated, infos.build()
         shown = [j for j, items in enumerate(slates) if items]
         reactions = show_pages([self.trackers[showing[j]].user for j in shown], [slates[j] for j in shown], self.threads)
         by_row = dict(zip(shown, reactions))
@@ -138,6 +152,7 @@ class RecArenaVectorEnv(VectorEnv):
             tracker = self.trackers[i]
             rewards[i], terminated[i], truncated[i], info = tracker.record(by_row.get(j), masks[j], j not in written)
             self.pages[i] = tracker.page
+            self.done[i] = tracker.done
             infos.add(i, info)
         return self._observations(), rewards, terminated, truncated, infos.build()
 
@@ -159,37 +174,50 @@ class VectorInfos:
 
     def __init__(self, num_envs: int):
         self.num_envs = num_envs
-        self.values: dict[str, list[tuple[int, Any]]] = {}
+        self.values: dict[str, tuple[list[int], list[Any]]] = {}  # key -> (sub-environments, their values)
 
     def add(self, i: int, info: dict[str, Any]) -> None:
         for key, value in info.items():
-            self.values.setdefault(key, []).append((i, value))
+            envs, values = self.values.setdefault(key, ([], []))
+            envs.append(i)
+            values.append(value)
+
+    def add_column(self, key: str, envs: Sequence[int], values: Sequence[Any]) -> None:
+        """One key's values for sub-environments `envs` at once (as `add` of each env's info would)."""
+        if len(envs):
+            have_envs, have_values = self.values.setdefault(key, ([], []))
+            have_envs.extend(envs)
+            have_values.extend(values)
 
     def build(self) -> dict[str, Any]:
         return _lay_out(self.values, self.num_envs)
 
 
-def _lay_out(values: dict[str, list[tuple[int, Any]]], n: int) -> dict[str, Any]:
+def _lay_out(values: dict[str, tuple[list[int], list[Any]]], n: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key, pairs in values.items():
-        where = [i for i, _ in pairs]
-        first = pairs[0][1]
+    for key, (where, column) in values.items():
+        first = column[0]
         if isinstance(first, dict):
-            nested: dict[str, list[tuple[int, Any]]] = {}
-            for i, value in pairs:
+            nested: dict[str, tuple[list[int], list[Any]]] = {}
+            for i, value in zip(where, column):
                 for inner, v in value.items():
-                    nested.setdefault(inner, []).append((i, v))
+                    envs, inner_values = nested.setdefault(inner, ([], []))
+                    envs.append(i)
+                    inner_values.append(v)
             array: Any = _lay_out(nested, n)
         elif type(first) in (int, float, bool) or isinstance(first, np.number):
             array = np.zeros(n, dtype=type(first))
-            array[where] = [v for _, v in pairs]
+            array[where] = column
         elif isinstance(first, np.ndarray):
             array = np.zeros((n, *first.shape), dtype=first.dtype)
-            array[where] = [v for _, v in pairs]
+            array[where] = column
+        elif isinstance(first, (list, tuple)):
+            array = np.full(n, None, dtype=object)
+            for i, value in zip(where, column):  # element by element: a list value must stay one object
+                array[i] = value
         else:
             array = np.full(n, None, dtype=object)
-            for i, value in pairs:  # element by element: a list value must stay one object
-                array[i] = value
+            array[where] = column
         mask = np.zeros(n, dtype=np.bool_)
         mask[where] = True
         out[key], out[f"_{key}"] = array, mask

@@ -176,10 +176,10 @@ def test_vector_env_steps_many_users_and_autoresets(tiny_kit):
     assert envs.reset(seed=1)[0]["user"].tolist() == again.reset(seed=1)[0]["user"].tolist()
     r1, r2 = envs.step(step)[1], again.step(step)[1]
     assert r1.tolist() == r2.tolist()
-    before = [t.page for t in envs.trackers]
+    before = envs.pages.copy()
     with pytest.raises(InvalidSlateError, match=r"environment \d+: slate holds 3 duplicate"):
         envs.step(np.zeros((16, 4), np.int64))
-    assert [t.page for t in envs.trackers] == before  # nothing was shown
+    assert envs.pages.tolist() == before.tolist()  # nothing was shown
 
 
 def test_registered_vector_entry_point(ml100k_full_kit):
