@@ -317,7 +317,8 @@ def _top_k(scores: torch.Tensor, k: int, banned: list[np.ndarray] | None, allowe
         cols = np.concatenate(banned) if banned else np.array([], np.int64)
         masked[torch.as_tensor(rows), torch.as_tensor(cols, dtype=torch.long)] = True
     # A model may itself score an item -inf; it still ranks above every masked item.
-    order_key = torch.where(masked, torch.full_like(scores, -torch.inf), torch.nan_to_num(scores, nan=-3.0e38, neginf=-3.0e38))
+    order_key = torch.nan_to_num(scores, nan=-3.0e38, neginf=-3.0e38)  # a new tensor: `scores` stays as the model gave it
+    order_key.masked_fill_(masked, -torch.inf)  # in place: one [users, items] pass fewer than torch.where
     top = torch.topk(order_key, min(k, n_items), dim=1)
     ids = top.indices.numpy().astype(np.int64)
     values = torch.gather(scores, 1, top.indices).numpy().astype(np.float32)

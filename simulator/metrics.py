@@ -118,8 +118,16 @@ def gini(counts: np.ndarray) -> float:
 
 
 def round_figures(events: EventStore, run: str, arm: str, round_: int, dataset: Dataset) -> dict[str, float]:
-    frame = events.impressions(run, arm, [round_])
-    sessions = events.sessions(run, arm, [round_])
+    """Round `round_`'s figures, read back from the event store."""
+    (seen_so_far,) = events.connection.execute(
+        "SELECT COUNT(DISTINCT item) FROM impressions WHERE run=? AND arm=? AND round<=?", (run, arm, round_)
+    ).fetchone()
+    return figures_of(events.impressions(run, arm, [round_]), events.sessions(run, arm, [round_]), dataset, int(seen_so_far))
+
+
+def figures_of(frame: pd.DataFrame, sessions: pd.DataFrame, dataset: Dataset, seen_so_far: int) -> dict[str, float]:
+    """A round's figures from its impressions (columns user, page, item, watched, rating; in store order) and
+    sessions (pages, satisfaction); `seen_so_far` is how many distinct items were shown up to this round."""
     n_items = dataset.n_items
     nan = float("nan")
     if len(frame) == 0:
@@ -127,9 +135,6 @@ def round_figures(events: EventStore, run: str, arm: str, round_: int, dataset: 
     items = frame["item"].to_numpy(np.int64)
     watched = frame["watched"].to_numpy(bool)
     matrix = genre_matrix(dataset)
-    (seen_so_far,) = events.connection.execute(
-        "SELECT COUNT(DISTINCT item) FROM impressions WHERE run=? AND arm=? AND round<=?", (run, arm, round_)
-    ).fetchone()
     satisfaction = sessions["satisfaction"].dropna()
     return {
         "sessions": float(len(sessions)),
