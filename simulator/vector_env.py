@@ -182,12 +182,22 @@ class VectorInfos:
             envs.append(i)
             values.append(value)
 
-    def add_column(self, key: str, envs: Sequence[int], values: Sequence[Any]) -> None:
-        """One key's values for sub-environments `envs` at once (as `add` of each env's info would)."""
-        if len(envs):
-            have_envs, have_values = self.values.setdefault(key, ([], []))
-            have_envs.extend(envs)
-            have_values.extend(values)
+    def add_column(self, key: str, envs: Sequence[int], values: Sequence[Any] | np.ndarray) -> None:
+        """One key's values for sub-environments `envs` at once (as `add` of each env's info would).
+
+        A numeric array of `values` (int64, float64 or bool: the types Python's int, float and bool
+        give) is laid out without a trip through Python objects."""
+        if not len(envs):
+            return
+        if key not in self.values and isinstance(values, np.ndarray):
+            self.values[key] = (list(envs), values)  # type: ignore[assignment]
+            return
+        have_envs, have_values = self.values.setdefault(key, ([], []))
+        if isinstance(have_values, np.ndarray):  # a second column for the key: back to a list
+            have_values = have_values.tolist()
+            self.values[key] = (have_envs, have_values)
+        have_envs.extend(envs)
+        have_values.extend(values.tolist() if isinstance(values, np.ndarray) else values)
 
     def build(self) -> dict[str, Any]:
         return _lay_out(self.values, self.num_envs)
@@ -196,6 +206,13 @@ class VectorInfos:
 def _lay_out(values: dict[str, tuple[list[int], list[Any]]], n: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, (where, column) in values.items():
+        if isinstance(column, np.ndarray):
+            array = np.zeros(n, dtype=column.dtype)
+            array[where] = column
+            mask = np.zeros(n, dtype=np.bool_)
+            mask[where] = True
+            out[key], out[f"_{key}"] = array, mask
+            continue
         first = column[0]
         if isinstance(first, dict):
             nested: dict[str, tuple[list[int], list[Any]]] = {}

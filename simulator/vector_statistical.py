@@ -173,8 +173,8 @@ class StatisticalSessions:
                    page_watches: np.ndarray, page_ratings: np.ndarray, n_invalid: np.ndarray, satisfaction: dict[int, int]) -> None:  # fmt: skip
         """The infos `SessionTracker.record` would give, column by column."""
         env_list = envs.tolist()
-        infos.add_column("user", env_list, users[envs].tolist())
-        infos.add_column("page", env_list, pages[envs].tolist())
+        infos.add_column("user", env_list, users[envs])  # int64 arrays, as Python ints lay out
+        infos.add_column("page", env_list, pages[envs])
         if self.config.reaction_info:
             reactions: list[list[dict]] = [[] for _ in env_list]
             for rows, items, watched, ratings in pages_shown:
@@ -182,8 +182,8 @@ class StatisticalSessions:
                     reactions[r] = [{"item": i, "watched": w, "rating": x if w else None, "reason": None} for i, w, x in zip(i_row, w_row, r_row)]
             infos.add_column("reactions", env_list, reactions)
         infos.add_column("feeling", env_list, feelings(page_watches, page_ratings, has_page))
-        infos.add_column("fallbacks", env_list, [0] * len(env_list))
-        infos.add_column("invalid", env_list, n_invalid.tolist())
+        infos.add_column("fallbacks", env_list, np.zeros(len(env_list), np.int64))
+        infos.add_column("invalid", env_list, n_invalid)
         if satisfaction:
             rows = sorted(satisfaction)
             infos.add_column("interview", [env_list[r] for r in rows], [{"satisfaction": satisfaction[r], "liked": "", "missed": ""} for r in rows])
