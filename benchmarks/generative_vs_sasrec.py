@@ -29,7 +29,6 @@ import dataclasses
 import json
 import os
 import platform
-import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import nullcontext
 from pathlib import Path
@@ -37,7 +36,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recarena.recommenders import build_recommender, evaluate_recommender, recommender_names
+from fitting import fit_timed
+
+from recarena.recommenders import evaluate_recommender, recommender_names
 from recarena.simulator.data import load_dataset
 from recarena.simulator.data.splits import Split, leave_one_out
 
@@ -74,13 +75,7 @@ def cold_warm_split(split: Split) -> tuple[Split, Split]:
 
 
 def run(model: str, seed: int, split: Split, threads: int, overrides: dict | None = None) -> dict:
-    params = {**CONFIGS[model], **(overrides or {}), "seed": seed, "threads": threads}
-    if model != "pop":
-        params["progress"] = False
-    rec = build_recommender(model, params)
-    started = time.perf_counter()
-    rec.fit(split.train_dataset(), valid=split.valid)
-    fit_seconds = time.perf_counter() - started
+    rec, fit_seconds = fit_timed(model, {**CONFIGS[model], **(overrides or {})}, split, seed, threads)
     test = evaluate_recommender(rec, split, "test", ks=(10,)).metrics
     cold, warm = cold_warm_split(split)
     out = {"fit_seconds": fit_seconds, "hr@10": test["hr@10"], "ndcg@10": test["ndcg@10"], "cold_users": len(cold.test), "warm_users": len(warm.test)}
@@ -96,12 +91,9 @@ def select(models: list[str], split: Split, threads: int) -> None:
     print("\n| model | change from CONFIGS | valid NDCG@10 | best epoch | fit s |\n|---|---|---|---|---|")
     for model in models:
         for change in GRID.get(model, [{}]):
-            params = {**CONFIGS[model], **change, "seed": 0, "threads": threads, "progress": False}
-            rec = build_recommender(model, params)
-            started = time.perf_counter()
-            rec.fit(split.train_dataset(), valid=split.valid)
+            rec, fit_seconds = fit_timed(model, {**CONFIGS[model], **change}, split, 0, threads)
             log = rec.training_log
-            print(f"| {model} | {change or 'none'} | {log['best_score']:.4f} | {log['best_epoch']} | {time.perf_counter() - started:.0f} |", flush=True)
+            print(f"| {model} | {change or 'none'} | {log['best_score']:.4f} | {log['best_epoch']} | {fit_seconds:.0f} |", flush=True)
 
 
 def summary(dataset: str, rows: list[dict]) -> str:

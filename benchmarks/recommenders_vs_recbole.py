@@ -33,7 +33,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recarena.recommenders import ItemIndex, build_recommender, evaluate_recommender, retrieval_recall
+from fitting import fit_timed
+
+from recarena.recommenders import ItemIndex, evaluate_recommender, retrieval_recall
 from recarena.simulator.data import fetch_ml100k, load_dataset, recarena_home
 from recarena.simulator.data.splits import leave_one_out
 
@@ -135,13 +137,7 @@ def run_recbole(python: Path, model: str, seed: int, threads: int) -> dict:
 
 
 def run_ours(model: str, seed: int, split, threads: int, overrides: dict | None = None) -> dict:
-    params = {**SHARED[model], **(overrides or {}), "seed": seed, "threads": threads}
-    if model != "pop":
-        params["progress"] = False
-    rec = build_recommender(model, params)
-    started = time.perf_counter()
-    rec.fit(split.train_dataset(), valid=split.valid)
-    fit_seconds = time.perf_counter() - started
+    rec, fit_seconds = fit_timed(model, {**SHARED[model], **(overrides or {})}, split, seed, threads)
     result = evaluate_recommender(rec, split, "test", ks=(10,))
     log = rec.training_log
     return {"fit_seconds": fit_seconds, "best_valid": log.get("best_score"), "epochs_run": log.get("epochs_run"),
