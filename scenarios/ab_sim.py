@@ -85,9 +85,7 @@ def _usage(llm: Any) -> dict[str, float]:
 def _slates(recommender: Any, users: list[int], shown: dict[int, list[int]], slate_size: int, exploration: Exploration,
             explore_rngs: dict[int, np.random.Generator]) -> list[list[int]]:
     ids = np.asarray(users, dtype=np.int64)
-    known = getattr(recommender, "histories", None)
-    exclude = [np.concatenate([np.asarray(known[u], np.int64) if known is not None else np.empty(0, np.int64),
-                               np.asarray(shown[u], np.int64)]) for u in users]  # fmt: skip
+    exclude = exclusions(recommender, users, [shown[u] for u in users])
     depth = max(slate_size, exploration.pool) if exploration.epsilon > 0 else slate_size
     top = np.asarray(recommender.recommend(ids, depth, exclude=exclude).items)
     slates = []

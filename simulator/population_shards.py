@@ -29,7 +29,7 @@ from recarena.agents.statistical import StatisticalBehaviour, StatisticalUser
 
 from .events import PageRecord, SessionRecord
 from .exploration import epsilon_slots, mmr_rerank
-from .sessions import show_pages
+from .sessions import exclusions, show_pages
 
 UserFactory = Callable[[int, np.random.Generator], SimulatedUser]
 
@@ -157,13 +157,7 @@ def _batch(world: RoundWorld, users: list[SimulatedUser], ids: list[int], counts
 
 def _slates(world: RoundWorld, ids: list[int], shown: list[list[int]], watched: list[Collection[int]], explore_rngs: list[np.random.Generator]) -> list[list[int]]:
     c, recommender = world.config, world.recommender
-    known = getattr(recommender, "histories", None)
-    empty = np.array([], np.int64)
-    exclude = [
-        np.concatenate([np.asarray(known[u], dtype=np.int64) if known is not None else empty, np.asarray(s, dtype=np.int64),
-                        np.fromiter(w, dtype=np.int64) if c.exclude_watched else empty])
-        for u, s, w in zip(ids, shown, watched)
-    ]  # fmt: skip
+    exclude = exclusions(recommender, ids, shown, watched if c.exclude_watched else None)
     policy, size = c.explore, c.slate_size
     top = recommender.recommend(np.array(ids, dtype=np.int64), policy.depth(size), exclude=exclude)
     ranked = np.asarray(top.items)

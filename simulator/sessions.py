@@ -16,7 +16,7 @@ for each user in turn, only faster:
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 import numpy as np
 
@@ -42,12 +42,20 @@ class RowGenerators:
         return np.stack([g.random(shape[1:]) for g in self.generators])
 
 
-def exclusions(recommender: Any, users: Sequence[int], shown: Sequence[Sequence[int]]) -> list[np.ndarray]:
+def exclusions(recommender: Any, users: Sequence[int], shown: Sequence[Sequence[int]],
+               also: Sequence[Collection[int]] | None = None) -> list[np.ndarray]:  # fmt: skip
     """Per user, the items a slate must not hold: those the recommender knows the user had (its
-    ``histories``, where it keeps them) and those shown earlier in the session."""
+    ``histories``, where it keeps them), those shown earlier in the session and, per user, any in `also`
+    (a population's watches of earlier rounds, say)."""
     known = getattr(recommender, "histories", None)
     empty = np.empty(0, np.int64)
-    return [np.concatenate([np.asarray(known[u], np.int64) if known is not None else empty, np.asarray(s, np.int64)]) for u, s in zip(users, shown)]
+    out = []
+    for k, (u, s) in enumerate(zip(users, shown)):
+        parts = [np.asarray(known[u], np.int64) if known is not None else empty, np.asarray(s, np.int64)]
+        if also is not None:
+            parts.append(np.fromiter(also[k], np.int64, len(also[k])))
+        out.append(np.concatenate(parts))
+    return out
 
 
 def already_had(had: Sequence[set[int]], rows: Sequence[Sequence[int]]) -> np.ndarray:
