@@ -5,9 +5,12 @@
     obs, rewards, terminated, truncated, info = envs.step(envs.action_space.sample())
 
 Sub-environment i behaves like a `RecArenaEnv` whose ``np_random`` is the i-th child of
-the seed. A step shows every sub-environment's slate in one call to `show_pages`:
-statistical users through the vectorised ``StatisticalBehaviour.decide``, LLM users
-in a thread pool so their LLM calls are in flight together. Finished sub-environments
+the seed. With the kit's statistical users (no ``make_user``, no text) the sessions live in
+arrays (`vector_statistical.StatisticalSessions`, no user objects; ``array_users=False``
+forces the object path, which gives exactly the same steps). Otherwise a step shows every
+sub-environment's slate in one call to `show_pages`: statistical users through the
+vectorised ``StatisticalBehaviour.decide``, LLM users in a thread pool so their LLM calls
+are in flight together. Finished sub-environments
 reset on the following step (``AutoresetMode.NEXT_STEP``, Gymnasium's default): that
 step ignores their action and returns the new episode's first observation with reward 0.
 
