@@ -329,7 +329,11 @@ class Population(mesa.Model):
 def frozen_heap() -> Iterator[None]:
     """Keep the garbage collector's full passes off the objects that outlive a round (users, kit, recommender).
     A round allocates many short-lived objects; each full pass walked the whole population, about a tenth
-    of a round's time in a profile of ml-100k's 943 users, more with more users."""
+    of a round's time in a profile of ml-100k's 943 users, more with more users. Where the caller froze the heap
+    already, it stays as the caller left it (``gc.unfreeze`` would thaw the caller's objects too)."""
+    if gc.get_freeze_count():
+        yield
+        return
     gc.freeze()
     try:
         yield
