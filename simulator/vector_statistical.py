@@ -149,8 +149,7 @@ class StatisticalSessions:
     def _write_rows(self, rows: np.ndarray, where: np.ndarray, items: np.ndarray, watched: np.ndarray, ratings: np.ndarray,
                     masks: Sequence[np.ndarray | None]) -> None:  # fmt: skip
         """The observation's last page: items at their slate positions (dropped entries stay -1)."""
-        partial = [j for j, r in enumerate(rows.tolist()) if masks[r] is not None]
-        if not partial and items.shape[1] == self.config.slate_size:
+        if items.shape[1] == self.config.slate_size and all(masks[r] is None for r in rows.tolist()):
             self.rows["last_items"][where] = items
             self.rows["last_watched"][where] = watched
             self.rows["last_ratings"][where] = ratings
