@@ -182,6 +182,8 @@ def main() -> None:
     parser.add_argument("--retrieval", action="store_true", help="also time faiss page requests on a 100k-item catalog")
     parser.add_argument("--patience", type=int, default=None,
                         help="early-stopping patience (validation epochs without improvement) for every model, the same on both sides")
+    parser.add_argument("--lr-grid", nargs="+", type=float, default=None,
+                        help="learning rates to try; each side keeps, per seed, the one with its best validation NDCG@10 (never test)")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/recommenders_vs_recbole.json"))
     args = parser.parse_args()
     SHARED["sasrec"]["epochs"] = args.sasrec_epochs
@@ -197,8 +199,11 @@ def main() -> None:
     rows = []
     for model in args.models:
         for seed in args.seeds:
-            ours = run_ours(model, seed, split, args.threads)
-            theirs = run_recbole(python, model, seed, args.threads) if python else None
+            if args.lr_grid and "lr" in SHARED[model]:
+                ours, theirs = select_lr(model, seed, split, python, args.threads, args.lr_grid)
+            else:
+                ours = run_ours(model, seed, split, args.threads)
+                theirs = run_recbole(python, model, seed, args.threads) if python else None
             row = {"model": model, "seed": seed, "ours": ours, "recbole": theirs}
             if model == "sasrec" and args.sasrec_converged_epochs:
                 row["ours_converged"] = run_ours(model, seed, split, args.threads, {"epochs": args.sasrec_converged_epochs})
@@ -212,6 +217,24 @@ def main() -> None:
     print(f"results written to {args.out}")
 
 
+def select_lr(model: str, seed: int, split, python: Path | None, threads: int, grid: list[float]) -> tuple[dict, dict | None]:
+    """Each side's run at the learning rate of `grid` with its best validation NDCG@10 (the same grid for both)."""
+    default = SHARED[model]["lr"]
+    ours_runs, their_runs = [], []
+    try:
+        for lr in grid:
+            SHARED[model]["lr"] = lr
+            ours_runs.append({**run_ours(model, seed, split, threads), "lr": lr})
+            if python:
+                their_runs.append({**run_recbole(python, model, seed, threads), "lr": lr})
+    finally:
+        SHARED[model]["lr"] = default
+    best = lambda runs: max(runs, key=lambda r: r["best_valid"] if r["best_valid"] is not None else float("-inf"))  # noqa: E731
+    ours = {**best(ours_runs), "tried": [{"lr": r["lr"], "best_valid": r["best_valid"]} for r in ours_runs]}
+    theirs = {**best(their_runs), "tried": [{"lr": r["lr"], "best_valid": r["best_valid"]} for r in their_runs]} if their_runs else None
+    return ours, theirs
+
+
 def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}" if a is not None and b else "n/a"
 
@@ -223,6 +246,8 @@ def format_row(row: dict) -> str:
         cells.append(f"{m} {ours['test'][m]:.4f}/{theirs.get('test', {}).get(m, float('nan')):.4f}={_ratio(ours['test'][m], theirs.get('test', {}).get(m))}")
     cells.append(f"train {ours['fit_seconds']:.1f}s/{theirs.get('fit_seconds', float('nan')):.1f}s={_ratio(ours['fit_seconds'], theirs.get('fit_seconds'))}")
     cells.append(f"epochs {ours['epochs_run']}/{theirs.get('epochs_run')}")
+    if "lr" in ours:
+        cells.append(f"lr {ours['lr']}/{theirs.get('lr')} (chosen on validation)")
     text = "  ".join(cells)
     if "ours_converged" in row:
         c = row["ours_converged"]
