@@ -308,12 +308,17 @@ def _feeling(n_watched: int, ratings: Sequence[int]) -> str:
     return feeling_of(n_watched, sum(ratings))
 
 
+#: A page's feeling by the mean rating of its watches: the first level the mean reaches, else the last word.
+FEELINGS: tuple[tuple[float, str], ...] = ((4.5, "delighted"), (3.5, "pleased"), (2.5, "lukewarm"))
+FEELING_BELOW = "disappointed"
+
+
 def feeling_of(n_watched: int, rating_sum: int) -> str:
-    """How a page felt: bored with no watch, else by the mean rating of its watches."""
+    """How a page felt: bored with no watch, else by the mean rating of its watches (`FEELINGS`)."""
     if n_watched == 0:
         return "bored"
     mean = rating_sum / n_watched
-    return "delighted" if mean >= 4.5 else "pleased" if mean >= 3.5 else "lukewarm" if mean >= 2.5 else "disappointed"
+    return next((word for level, word in FEELINGS if mean >= level), FEELING_BELOW)
 
 
 def _copy_session(session: SessionState) -> SessionState:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from recarena.agents.kit import UserKit
-from recarena.agents.statistical import page_uniforms
+from recarena.agents.statistical import FEELING_BELOW, FEELINGS, page_uniforms
 
 from .env import EnvConfig, write_history
 
@@ -189,12 +189,12 @@ class StatisticalSessions:
 
 
 def feelings(n_watched: np.ndarray, rating_sum: np.ndarray, has_page: np.ndarray) -> list[str]:
-    """`feeling_of` over arrays ("" where no page was shown)."""
+    """`feeling_of` over arrays, with its levels (`FEELINGS`); "" where no page was shown."""
     mean = rating_sum / np.maximum(n_watched, 1)
     choice = np.select(
-        [~has_page, n_watched == 0, mean >= 4.5, mean >= 3.5, mean >= 2.5],
-        ["", "bored", "delighted", "pleased", "lukewarm"],
-        "disappointed",
+        [~has_page, n_watched == 0, *(mean >= level for level, _ in FEELINGS)],
+        ["", "bored", *(word for _, word in FEELINGS)],
+        FEELING_BELOW,
     )
     return choice.tolist()
 
