@@ -192,7 +192,13 @@ def main() -> None:
                f"device {'cuda: ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'}, {args.threads} torch thread(s)")
     print(f"{machine}\n{dataset.name}: {len(cold)} items held out ({len(dataset.interactions) - len(warm.interactions)} interactions); "
           f"{len(cold_q[0])} cold queries, {len(warm_q[0])} warm queries", flush=True)
-    rows = []
+    rows: list[dict] = []
+
+    def save() -> None:  # after every fitted model: a long run stopped early keeps what it measured
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"machine": machine, "held_out_items": cold.tolist(), "configs": {m: CONFIGS[m] for m in args.models},
+                                        "rows": rows}, indent=2))  # fmt: skip
+
     for seed in args.seeds:
         for name, scorer in (("chance", ChanceScorer(dataset.n_items, seed)), ("content", ContentScorer(dataset))):
             rows.append({"model": name, "seed": seed, "result": evaluate_queries(scorer, cold, cold_q, warm_q)})
@@ -202,12 +208,9 @@ def main() -> None:
             rows.append({"model": model, "seed": seed, "result": result})
             print(f"{model:<7} seed {seed}: cold HR@10 {result['cold_hr@10']:.3f}  warm HR@10 {result['warm_hr@10']:.3f}  "
                   f"full HR@10 {result['full_hr@10']:.4f}  ({result['fit_seconds']:.0f}s)", flush=True)
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps({"machine": machine, "held_out_items": cold.tolist(), "configs": {m: CONFIGS[m] for m in args.models},
-                                            "rows": rows}, indent=2))
+            save()
     print(summary(rows, len(cold), len(cold_q[0]), len(warm_q[0])), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": machine, "held_out_items": cold.tolist(), "configs": {m: CONFIGS[m] for m in args.models}, "rows": rows}, indent=2))
+    save()
     print(f"results written to {args.out}")
 
 
