@@ -1,7 +1,7 @@
 """Behaviour shape: do simulated sessions look like real behaviour beyond single decisions?
 
 From simulated sessions (impressions and sessions frames, one ``arm`` label per session
-round, as `recarena.scenarios.ab_sim.records_to_frames` gives them):
+round, as `recarena.scenarios.ab.sessions.records_to_frames` gives them):
 
 * **Pages per session by activity tier**: the simulated pages and watches per session
   of users in each training activity tier, beside the real interactions per session in

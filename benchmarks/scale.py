@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from recarena.agents.kit import build_user_kit
 from recarena.recommenders import build_recommender
-from recarena.scenarios.ab_test import ABConfig, World, run_ab
+from recarena.scenarios.ab.scenario import ABConfig, World, run_ab
 from recarena.simulator.data.splits import leave_one_out
 from recarena.simulator.data.synthetic import SyntheticConfig, generate_synthetic
 from recarena.simulator.events import WALL_CLOCK_COLUMNS, EventStore

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .contract import Scenario, ScenarioError, timing_free
+from recarena.scenarios.contract import Scenario, ScenarioError, timing_free
 
 
 def check_config_type(config_type: type) -> None:

@@ -16,10 +16,10 @@ from recarena.recommenders import RecommenderError
 from recarena.simulator.data import DataError, load_dataset
 from recarena.simulator.rundir import RunConfigMismatch
 
-from .config import add_arguments, from_namespace, option
-from .contract import ScenarioError
-from .offline_eval import EvaluateConfig, format_report, run_offline_evaluation
-from .registry import SCENARIOS
+from recarena.scenarios.config import add_arguments, from_namespace, option
+from recarena.scenarios.contract import ScenarioError
+from recarena.scenarios.evaluate.scenario import EvaluateConfig, format_report, run_offline_evaluation
+from recarena.scenarios.registry import SCENARIOS
 
 
 @dataclass
@@ -47,7 +47,7 @@ def run_scenario(name: str, config: object) -> None:
 
 
 def run_experiment_file(namespace: argparse.Namespace) -> None:
-    from .experiment import load_experiment
+    from recarena.scenarios.experiment import load_experiment
 
     run_scenario(*load_experiment(namespace.file))
 

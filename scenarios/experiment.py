@@ -21,12 +21,12 @@ from pathlib import Path
 
 import yaml
 
-from .contract import ScenarioError
+from recarena.scenarios.contract import ScenarioError
 
 
 def load_experiment(path: str | Path) -> tuple[str, object]:
     """Parse and check `path`: ``(scenario name, its validated config)``; ScenarioError naming the file and key otherwise."""
-    from .registry import SCENARIOS
+    from recarena.scenarios.registry import SCENARIOS
 
     path = Path(path)
     if not path.is_file():

@@ -6,13 +6,13 @@ subclass, added here with one line.
 
 from __future__ import annotations
 
-from .ab_test import ABScenario
-from .augment import AugmentScenario
-from .contract import Scenario, ScenarioError
-from .feedback_loop import FeedbackLoopScenario
-from .fidelity import FidelityScenario
-from .prompt_bench_run import PromptBenchScenario
-from .prompt_opt.scenario import PromptOptScenario
+from recarena.scenarios.ab.scenario import ABScenario
+from recarena.scenarios.augment.scenario import AugmentScenario
+from recarena.scenarios.contract import Scenario, ScenarioError
+from recarena.scenarios.feedback_loop.scenario import FeedbackLoopScenario
+from recarena.scenarios.fidelity.scenario import FidelityScenario
+from recarena.scenarios.prompt_bench.scenario import PromptBenchScenario
+from recarena.scenarios.prompt_opt.scenario import PromptOptScenario
 
 SCENARIOS: dict[str, Scenario] = {scenario.name: scenario for scenario in (
     ABScenario(),

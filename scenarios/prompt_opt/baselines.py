@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .contract import Optimizer
-from .loop import Loop
-from .meta import paraphrase_messages
+from recarena.scenarios.prompt_opt.contract import Optimizer
+from recarena.scenarios.prompt_opt.loop import Loop
+from recarena.scenarios.prompt_opt.meta import paraphrase_messages
 
 
 class InitialPrompt(Optimizer):

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .contract import Budget, OptimizationResult, Optimizer
+from recarena.scenarios.prompt_opt.contract import Budget, OptimizationResult, Optimizer
 
 
 def check_optimizer(make: Callable[[Path | None], Optimizer], initial: str, train: Sequence[Any], valid: Sequence[Any],

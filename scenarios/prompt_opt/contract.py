@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from ..contract import ScenarioError
+from recarena.scenarios.contract import ScenarioError
 
 NDCG_CUTOFF = 10
 
@@ -244,7 +244,7 @@ class Optimizer(ABC):
 
     def optimize(self, initial_prompt: str, train: Sequence[Any], valid: Sequence[Any], budget: Budget) -> OptimizationResult:
         """Search for a better prompt than `initial_prompt` within `budget` (see the module docstring)."""
-        from .loop import Loop
+        from recarena.scenarios.prompt_opt.loop import Loop
 
         budget.validate()
         problems = self.toolkit.evaluator.template_problems(initial_prompt)

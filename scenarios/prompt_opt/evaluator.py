@@ -25,14 +25,14 @@ from recarena.recommenders.llm_prompt import (
 )
 from recarena.simulator.data.splits import Split
 
-from ..prompt_bench import (
+from recarena.scenarios.prompt_bench.protocols import (
     LLMCaseRanker,
     RankingCase,
     build_cases,
     case_metrics,
     eligible_users,
 )
-from .contract import CaseResult, PromptOptError
+from recarena.scenarios.prompt_opt.contract import CaseResult, PromptOptError
 
 ANSWER_FORMAT = {
     "listwise": "still ask for the candidate ids, best first",

@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .contract import PromptOptError
+from recarena.scenarios.prompt_opt.contract import PromptOptError
 
 
 def digest(value: Any) -> str:

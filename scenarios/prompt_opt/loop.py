@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from .contract import (
+from recarena.scenarios.prompt_opt.contract import (
     Budget,
     BudgetExhausted,
     CandidateRecord,
@@ -29,8 +29,8 @@ from .contract import (
     Cost,
     OptimizationResult,
 )
-from .log import RunLog, digest
-from .metering import OPTIMISER, RANKER, Meter
+from recarena.scenarios.prompt_opt.log import RunLog, digest
+from recarena.scenarios.prompt_opt.metering import OPTIMISER, RANKER, Meter
 
 START, END = "<START>", "<END>"
 _MARKED = re.compile(re.escape(START) + r"(.*?)(?:" + re.escape(END) + r"|$)", re.DOTALL)

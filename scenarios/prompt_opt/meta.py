@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .loop import END, START
+from recarena.scenarios.prompt_opt.loop import END, START
 
 SYSTEM = "You are an expert prompt engineer who improves the instructions given to a movie recommender."
 

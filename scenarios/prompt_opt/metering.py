@@ -16,7 +16,7 @@ from typing import Any
 
 from recarena.agents.llm import LLM, SQLiteCache
 
-from .contract import Cost
+from recarena.scenarios.prompt_opt.contract import Cost
 
 RANKER, OPTIMISER = "ranker", "optimiser"
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .baselines import BestOfN, InitialPrompt
-from .contract import Optimizer, PromptOptError
-from .loop import Toolkit
-from .metering import OPTIMISER, RANKER, Meter, MeteredLLM, token_store_for
-from .po4isr import PO4ISR
-from .recprompt import RecPrompt
+from recarena.scenarios.prompt_opt.baselines import BestOfN, InitialPrompt
+from recarena.scenarios.prompt_opt.contract import Optimizer, PromptOptError
+from recarena.scenarios.prompt_opt.loop import Toolkit
+from recarena.scenarios.prompt_opt.metering import OPTIMISER, RANKER, Meter, MeteredLLM, token_store_for
+from recarena.scenarios.prompt_opt.po4isr import PO4ISR
+from recarena.scenarios.prompt_opt.recprompt import RecPrompt
 
 METHODS: dict[str, type[Optimizer]] = {
     "po4isr": PO4ISR,

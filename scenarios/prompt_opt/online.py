@@ -2,7 +2,7 @@
 
 The initial prompt's reranker and the final prompt's reranker (``llm-rerank`` with the same base
 model, pool and LLM; only the template file differs) meet the same simulated users as two arms of
-a paired A/B test, with the A/B scenario's machinery (`recarena.scenarios.ab_test`: twins,
+a paired A/B test, with the A/B scenario's machinery (`recarena.scenarios.ab.scenario`: twins,
 sessions, per-user metrics, bootstrap intervals, Holm). The arms are labelled ``llm-rerank``
 (initial, the control) and ``llm-rerank#2`` (final), as `ABConfig` labels a model named twice.
 """
@@ -18,9 +18,9 @@ from recarena.recommenders import build_recommender
 from recarena.simulator.data import Dataset
 from recarena.simulator.data.splits import Split
 
-from ..ab_sim import Twins, records_to_frames, simulate_arm
-from ..ab_test import ABConfig, World, assign_users, summarise
-from .metering import Meter, MeteredLLM
+from recarena.scenarios.ab.sessions import Twins, records_to_frames, simulate_arm
+from recarena.scenarios.ab.scenario import ABConfig, World, assign_users, summarise
+from recarena.scenarios.prompt_opt.metering import Meter, MeteredLLM
 
 INITIAL_ARM, FINAL_ARM = "llm-rerank", "llm-rerank#2"
 

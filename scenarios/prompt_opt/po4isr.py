@@ -26,9 +26,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .contract import Optimizer
-from .loop import Loop, describe_errors
-from .meta import paraphrase_messages, reasons_messages, refine_messages
+from recarena.scenarios.prompt_opt.contract import Optimizer
+from recarena.scenarios.prompt_opt.loop import Loop, describe_errors
+from recarena.scenarios.prompt_opt.meta import paraphrase_messages, reasons_messages, refine_messages
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .contract import Optimizer
-from .loop import Loop, describe_errors
-from .meta import recprompt_messages
+from recarena.scenarios.prompt_opt.contract import Optimizer
+from recarena.scenarios.prompt_opt.loop import Loop, describe_errors
+from recarena.scenarios.prompt_opt.meta import recprompt_messages
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import difflib
 from pathlib import Path
 from typing import Any
 
-from ..html import escape, fmt, page, png, pyplot, table
+from recarena.scenarios.html_blocks import escape, fmt, page, png, pyplot, table
 
 _ONLINE_METRICS = ("watch_rate", "mean_rating", "pages", "satisfaction")
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import scipy.stats as sps
 
-from ..stats import bootstrap_ci, p_value_of
+from recarena.scenarios.comparisons import bootstrap_ci, p_value_of
 
 
 def _mean_ci(values: np.ndarray, rng: np.random.Generator, n_boot: int) -> tuple[float, float]:

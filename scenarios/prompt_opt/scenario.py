@@ -21,15 +21,15 @@ from typing import Any, Literal
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..config import option
-from ..contract import Scenario, write_results
-from .contract import Budget, PromptOptError
-from .evaluator import RerankEvaluator, split_cases
-from .metering import RANKER, MeteredLLM
-from .methods import BASELINES, METHODS, make_toolkit, optimizer_class
-from .po4isr import PO4ISRSettings
-from .recprompt import RecPromptSettings
-from .results import compare_methods, verdict
+from recarena.scenarios.config import option
+from recarena.scenarios.contract import Scenario, write_results
+from recarena.scenarios.prompt_opt.contract import Budget, PromptOptError
+from recarena.scenarios.prompt_opt.evaluator import RerankEvaluator, split_cases
+from recarena.scenarios.prompt_opt.metering import RANKER, MeteredLLM
+from recarena.scenarios.prompt_opt.methods import BASELINES, METHODS, make_toolkit, optimizer_class
+from recarena.scenarios.prompt_opt.po4isr import PO4ISRSettings
+from recarena.scenarios.prompt_opt.recprompt import RecPromptSettings
+from recarena.scenarios.prompt_opt.results import compare_methods, verdict
 
 
 @dataclass
@@ -176,7 +176,7 @@ def run_prompt_opt(config: PromptOptConfig, llm: Any = None, optimiser_llm: Any 
                       "cache_hits": getattr(llm.accountant.total(), "cache_hits", None)}  # fmt: skip
     results["results_file"] = str(write_results(results, config.out))
     if config.html:
-        from .report import write_report
+        from recarena.scenarios.prompt_opt.report import write_report
 
         results["report"] = str(write_report(results, config.out / "report.html"))
         write_results(results, config.out)
@@ -185,7 +185,7 @@ def run_prompt_opt(config: PromptOptConfig, llm: Any = None, optimiser_llm: Any 
 
 def _test_phase(seed: int, outcomes: dict[str, Any], test_cases: list, llm: Any, make_evaluator, initial: str) -> dict[str, Any]:
     """Rank the test cases with each method's chosen prompt (each distinct prompt once)."""
-    from .metering import Meter
+    from recarena.scenarios.prompt_opt.metering import Meter
 
     meter = Meter()
     evaluator = make_evaluator(MeteredLLM.wrap(llm, meter, RANKER))
@@ -210,7 +210,7 @@ def _online(config: PromptOptConfig, dataset, split, llm, first_seed: dict[str, 
     if not changed:
         return {"skipped": f"every method kept the initial prompt (seed {first_seed['seed']}): there is no second arm to test online"}
     method, final = changed[0], first_seed["methods"][changed[0]]["best"]["text"]
-    from .online import online_check
+    from recarena.scenarios.prompt_opt.online import online_check
 
     return {"method": method} | online_check(dataset, split, llm, {"initial": initial, "final": final}, out=config.out / "online", base=config.online_base,
                         mode=config.mode, pool=10 if config.protocol == "recprompt" else 20, history_len=config.history_len, retries=config.retries,
@@ -231,7 +231,7 @@ class PromptOptScenario(Scenario[PromptOptConfig]):
         return run_prompt_opt(config)
 
     def summary(self, results: dict[str, Any]) -> str:
-        from .report import format_summary
+        from recarena.scenarios.prompt_opt.report import format_summary
 
         text = format_summary(results) + f"\nresults: {results['results_file']}"
         return text + (f"\nreport:  {results['report']}" if results.get("report") else "")

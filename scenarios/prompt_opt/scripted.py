@@ -31,7 +31,7 @@ from recarena.agents.llm import (
 )
 from recarena.recommenders.llm_prompt import history_text, make_candidates
 
-from ..prompt_bench import Candidate, RankingCase
+from recarena.scenarios.prompt_bench.protocols import Candidate, RankingCase
 
 _QUALITY = re.compile(r"\[q=([0-9.]+)\]")
 _YEAR = re.compile(r" \(\d{4}\)$")

@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from recarena.scenarios.ab_test import ABConfig, build_world, run_ab
+from recarena.scenarios.ab.scenario import ABConfig, build_world, run_ab
 from recarena.scenarios.contract import timing_free
 from recarena.simulator.events import EventStore
 from recarena.simulator.parallel import start_local_ray

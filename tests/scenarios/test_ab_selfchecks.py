@@ -9,7 +9,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from recarena.scenarios.ab_test import ABConfig, build_world, run_aa, run_ab
+from recarena.scenarios.ab.scenario import ABConfig, build_world, run_aa, run_ab
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +54,8 @@ def test_a_rerun_resumes_without_new_sessions_and_gives_the_same_figures(world, 
 
 def test_the_fast_aa_path_behaves_like_the_session_engine(world):
     """The A/A check's vectorised path and the engine draw differently but must agree on average."""
-    from recarena.scenarios import ab_metrics as am
-    from recarena.scenarios.ab_sim import Twins, fast_statistical_sessions, records_to_frames, simulate_arm
+    from recarena.scenarios.ab import metrics as am
+    from recarena.scenarios.ab.sessions import Twins, fast_statistical_sessions, records_to_frames, simulate_arm
 
     users = np.arange(0, 900, 3)
     fast = fast_statistical_sessions(world.kit, world.recommenders["pop"], users, pages=5, slate_size=10, rng=np.random.default_rng(0))
@@ -66,7 +66,7 @@ def test_the_fast_aa_path_behaves_like_the_session_engine(world):
 
 
 def test_paired_twins_start_alike_but_split_users_are_disjoint(world, tmp_path):
-    from recarena.scenarios.ab_test import assign_users
+    from recarena.scenarios.ab.scenario import assign_users
 
     split = ABConfig(arms="pop,random,bpr", users=90, design="split")
     users, arms = assign_users(split, world.dataset.n_users, 0)

@@ -11,8 +11,8 @@ import pytest
 from recarena.recommenders import build_recommender
 from recarena.recommenders.evaluation import evaluate
 from recarena.recommenders.offline import history_scorer
-from recarena.scenarios import augment_data as ad
-from recarena.scenarios.augment import AugmentConfig, AugmentScenario
+from recarena.scenarios.augment import data as ad
+from recarena.scenarios.augment.scenario import AugmentConfig, AugmentScenario
 from recarena.scenarios.checker import (
     check_report_renders,
     check_scenario,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from recarena.scenarios.ab_test import ABConfig
+from recarena.scenarios.ab.scenario import ABConfig
 from recarena.scenarios.checker import check_config_type, check_scenario, check_validation_names_field
 from recarena.scenarios.config import option
 from recarena.scenarios.contract import Scenario, ScenarioError, write_results

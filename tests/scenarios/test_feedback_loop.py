@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from recarena.scenarios.checker import check_scenario
-from recarena.scenarios.feedback_loop import FeedbackConfig, FeedbackLoopScenario, bootstrap_change
+from recarena.scenarios.feedback_loop.scenario import FeedbackConfig, FeedbackLoopScenario, bootstrap_change
 from recarena.scenarios.registry import SCENARIOS
 from recarena.simulator.metrics import FIGURES
 

@@ -15,8 +15,8 @@ import pytest
 from recarena.agents.kit import build_user_kit
 from recarena.agents.preferences import PreferenceConfig
 from recarena.recommenders import build_recommender
-from recarena.scenarios.ab_test import World
-from recarena.scenarios.feedback_loop import FeedbackConfig, run_feedback_loop
+from recarena.scenarios.ab.scenario import World
+from recarena.scenarios.feedback_loop.scenario import FeedbackConfig, run_feedback_loop
 from recarena.simulator.data.splits import leave_one_out
 from recarena.simulator.data.synthetic import SyntheticConfig, generate_synthetic
 

@@ -14,7 +14,7 @@ import pytest
 from recarena.scenarios.checker import check_report_renders, check_validation_names_field, chromium_path
 from recarena.scenarios.contract import ScenarioError
 from recarena.scenarios.experiment import load_experiment
-from recarena.scenarios.feedback_loop import FeedbackConfig
+from recarena.scenarios.feedback_loop.scenario import FeedbackConfig
 
 RECARENA = Path(sys.executable).with_name("recarena")
 

@@ -17,7 +17,7 @@ import pytest
 from recarena.agents.llm import Backend, LLMConfig, RawCompletion, RawScore, make_llm
 from recarena.scenarios.checker import check_report_renders, check_scenario, check_validation_names_field, chromium_path
 from recarena.scenarios.contract import ScenarioError
-from recarena.scenarios.fidelity import FidelityScenario, FidelityScenarioConfig, build_world, run_fidelity
+from recarena.scenarios.fidelity.scenario import FidelityScenario, FidelityScenarioConfig, build_world, run_fidelity
 from recarena.scenarios.registry import SCENARIOS
 from recarena.simulator.data.splits import random_holdout
 

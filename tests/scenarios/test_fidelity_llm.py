@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from recarena.scenarios.fidelity import FidelityScenarioConfig, run_fidelity
+from recarena.scenarios.fidelity.scenario import FidelityScenarioConfig, run_fidelity
 
 pytest.importorskip("llama_cpp")
 
@@ -30,7 +30,7 @@ def test_llm_and_hybrid_users_on_the_embedded_model_stand_beside_the_statistical
     assert persona["users"] == 1 and 0.0 <= persona["self_consistency"] <= 1.0 and persona["chance_rate"] == pytest.approx(1 / 3 * 5 / 6 + 1 / 36)
     assert results["blends"]["embedded"]["fitted_on"]["users"] == 2
     assert results["run"]["llm_usage"]["embedded"]["calls"] > 0
-    from recarena.scenarios.fidelity import FidelityScenario
+    from recarena.scenarios.fidelity.scenario import FidelityScenario
 
     summary = FidelityScenario().summary({**results, "results_file": str(Path(results["results_file"]))})
     assert "hybrid (embedded) beats statistical (2 users) on" in summary and "persona self-consistency (embedded)" in summary

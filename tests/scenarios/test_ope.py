@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recarena.scenarios.ope import estimate, fit_reward_model
+from recarena.scenarios.ab.ope import estimate, fit_reward_model
 
 
 def test_ips_snips_dr_recover_the_target_value_when_supported():

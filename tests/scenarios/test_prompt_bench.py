@@ -19,7 +19,7 @@ from recarena.scenarios.checker import (
     chromium_path,
 )
 from recarena.scenarios.contract import ScenarioError
-from recarena.scenarios.prompt_bench import (
+from recarena.scenarios.prompt_bench.protocols import (
     LLMCaseRanker,
     build_cases,
     case_metrics,
@@ -27,7 +27,7 @@ from recarena.scenarios.prompt_bench import (
     fit_baselines,
     po4isr_splits,
 )
-from recarena.scenarios.prompt_bench_run import PromptBenchConfig, PromptBenchScenario
+from recarena.scenarios.prompt_bench.scenario import PromptBenchConfig, PromptBenchScenario
 from recarena.simulator.data.dataset import per_user
 from recarena.simulator.data.splits import leave_one_out
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from recarena.scenarios.ab_test import ABConfig, run_ab
+from recarena.scenarios.ab.scenario import ABConfig, run_ab
 from recarena.scenarios.checker import check_report_renders, chromium_path
 
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from recarena.scenarios.stats import (
+from recarena.scenarios.comparisons import (
     bootstrap_ci, compare_users, coverage_of, gini_of, holm, p_value_of, population_comparison, t_test_power, users_for_power,
 )
 

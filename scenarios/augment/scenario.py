@@ -11,7 +11,7 @@
    interactions of `calibration_users` users, with a kit that did not see them. The page
    source (`browse`) is fitted on the training part without validation. Nothing held out
    reaches the users or any synthetic generator.
-3. **Synthetic data** (augment_data.py): `sessions` sessions of up to `pages` pages per user;
+3. **Synthetic data** (data.py): `sessions` sessions of up to `pages` pages per user;
    watches become interactions, at most ``ceil(ratio x the user's training count)`` per user.
    The naive baselines (`baselines`) give each user exactly as many items: popularity-weighted,
    uniform, or (``shown``) the items the pages showed, watched or not.
@@ -49,10 +49,10 @@ from recarena.simulator.data.formats import write_atomic
 from recarena.simulator.data.splits import Split, leave_one_out
 from tqdm.auto import tqdm
 
-from . import augment_data as ad
-from .augment_stats import summarise
-from .config import option
-from .contract import Scenario, ScenarioError, write_results
+from recarena.scenarios.augment import data as ad
+from recarena.scenarios.augment.stats import summarise
+from recarena.scenarios.config import option
+from recarena.scenarios.contract import Scenario, ScenarioError, write_results
 
 REGIMES = ("sparse", "full")
 # Modest training so that the default run takes minutes on two CPU cores (override with --model-params).
@@ -292,7 +292,7 @@ def run_augment(config: AugmentConfig) -> dict[str, Any]:
     results["timings"] = {**timings, "total": time.perf_counter() - started}
     results["results_file"] = str(write_results(results, config.out))
     if config.html:
-        from .augment_report import write_report
+        from recarena.scenarios.augment.report import write_report
 
         results["report"] = str(write_report(results, Path(config.out) / "report.html"))
     return results
@@ -312,7 +312,7 @@ class AugmentScenario(Scenario[AugmentConfig]):
         return run_augment(config)
 
     def summary(self, results: dict[str, Any]) -> str:
-        from .augment_report import format_summary
+        from recarena.scenarios.augment.report import format_summary
 
         text = format_summary(results) + f"\nresults: {results['results_file']}"
         return text + (f"\nreport:  {results['report']}" if "report" in results else "")

@@ -28,10 +28,10 @@ from recarena.recommenders.llm_prompt import (
 from recarena.simulator.data import load_dataset
 from recarena.simulator.data.splits import leave_one_out
 
-from . import html as H
-from .config import option
-from .contract import Scenario, ScenarioError, write_results
-from .prompt_bench import (
+from recarena.scenarios import html_blocks as H
+from recarena.scenarios.config import option
+from recarena.scenarios.contract import Scenario, ScenarioError, write_results
+from recarena.scenarios.prompt_bench.protocols import (
     PROTOCOLS,
     BenchResult,
     LLMCaseRanker,

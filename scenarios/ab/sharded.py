@@ -21,7 +21,7 @@ from typing import Any
 from recarena.simulator.events import EventStore
 from recarena.simulator.parallel import Executor, split_evenly
 
-from .ab_sim import RUN, ArmRun, Exploration, Twins, simulate_arm
+from recarena.scenarios.ab.sessions import RUN, ArmRun, Exploration, Twins, simulate_arm
 
 _WORKER_LLMS: dict[tuple[str, str], Any] = {}
 

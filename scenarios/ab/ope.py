@@ -3,7 +3,7 @@
 A simulator is the one place where an off-policy estimator can be checked against the
 answer: every arm was also simulated, so its true watch rate sits beside the estimates.
 
-**Logging policy.** The control explores (ab_sim.Exploration): on each page, with probability
+**Logging policy.** The control explores (`recarena.scenarios.ab.sessions.Exploration`): on each page, with probability
 epsilon, it shows a uniformly random ordered slate of ``slate_size`` items from its top
 ``pool`` items; otherwise its top ``slate_size`` in order. The propensity of item i at slot k
 is therefore exact: ``pi0(i, k) = (1 - epsilon) * [i is the control's k-th item]

@@ -18,7 +18,7 @@ from recarena.recommenders.evaluation import EvaluationResult, evaluate, evaluat
 from recarena.simulator.data import load_dataset
 from recarena.simulator.data.splits import Split, make_split
 
-from .config import option
+from recarena.scenarios.config import option
 
 # The registry's names, read from it so a new recommender needs no edit here; a Literal so --help lists them.
 ModelName = Literal[tuple(recommender_names())]  # type: ignore[valid-type]

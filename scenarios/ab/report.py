@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from .ab_metrics import LABELS, POPULATION_METRICS, USER_METRICS
-from .html import STYLE as _STYLE
-from .html import fmt as _fmt
-from .html import png as _png
-from .html import table as _table
+from recarena.scenarios.ab.metrics import LABELS, POPULATION_METRICS, USER_METRICS
+from recarena.scenarios.html_blocks import STYLE as _STYLE
+from recarena.scenarios.html_blocks import fmt as _fmt
+from recarena.scenarios.html_blocks import png as _png
+from recarena.scenarios.html_blocks import table as _table
 
 
 def _power(value: Any) -> str:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from .stats import bootstrap_ci, p_value_of
+from recarena.scenarios.comparisons import bootstrap_ci, p_value_of
 
 METRICS = ("ndcg@10", "recall@10")
 

@@ -50,7 +50,7 @@ from recarena.simulator.data.dataset import per_user
 from recarena.simulator.data.splits import Split
 from tqdm.auto import tqdm
 
-from .contract import ScenarioError
+from recarena.scenarios.contract import ScenarioError
 
 ProtocolName = Literal["recprompt", "po4isr"]
 Part = Literal["train", "valid", "test"]

@@ -8,11 +8,11 @@
    same training part; hybrid users' blend is calibrated on the held-out validation + test
    items of `calibration_users` users, which neither the kit nor any recommender saw.
 2. **Users**: `users` users drawn with the seed. Paired design (default): each meets every
-   arm from the same snapshot (see ab_sim.py); split design: each is assigned to one arm at
+   arm from the same snapshot (see sessions.py); split design: each is assigned to one arm at
    random, arms of equal size, as in a live test.
 3. **Sessions**: one per user and arm, up to `pages` pages of `slate_size` items, logged in
    the run directory's event store with the arm (resumable: a rerun skips stored sessions).
-4. **Statistics** (stats.py): every metric of every arm against the control, with bootstrap
+4. **Statistics** (recarena.scenarios.comparisons): every metric of every arm against the control, with bootstrap
    intervals, paired t / Wilcoxon or Welch / Mann-Whitney, Holm across arms and metrics, and
    the users needed for 80% power; off-policy estimates from the control's logs (ope.py).
 5. **Output**: ``results.json``, ``report.html`` and a terminal summary.
@@ -39,12 +39,12 @@ from recarena.simulator.data.splits import Split, leave_one_out
 from recarena.simulator.parallel import make_executor
 from recarena.simulator.rundir import RunDirectory
 
-from . import ab_metrics as am
-from .ab_sharded import shared_world, simulate_arm_sharded
-from .ab_sim import Exploration, Twins, fast_statistical_sessions, records_to_frames, simulate_arm, store_frames
-from .config import option
-from .contract import Scenario, ScenarioError, write_results
-from .stats import Comparison, compare_users, coverage_of, gini_of, holm, population_comparison
+from recarena.scenarios.ab import metrics as am
+from recarena.scenarios.ab.sharded import shared_world, simulate_arm_sharded
+from recarena.scenarios.ab.sessions import Exploration, Twins, fast_statistical_sessions, records_to_frames, simulate_arm, store_frames
+from recarena.scenarios.config import option
+from recarena.scenarios.contract import Scenario, ScenarioError, write_results
+from recarena.scenarios.comparisons import Comparison, compare_users, coverage_of, gini_of, holm, population_comparison
 
 
 
@@ -254,13 +254,13 @@ def run_ab(config: ABConfig, world: World | None = None) -> dict[str, Any]:
     results = summarise(config, world, users, arms, impressions, sessions, usage, control)
     results["run"] = {"directory": str(config.out), "seed": config.seed, "versions": run_dir.meta.get("versions"),
                       "resumed": run_dir.resumed, "seconds": time.perf_counter() - started}  # fmt: skip
-    from .ope import off_policy_estimates
+    from recarena.scenarios.ab.ope import off_policy_estimates
 
     if config.explore > 0:
         results["ope"] = off_policy_estimates(world, config, impressions, arms, models, control)
     results["results_file"] = str(write_results(results, config.out))
     if config.html:
-        from .report import write_report
+        from recarena.scenarios.ab.report import write_report
 
         results["report"] = str(write_report(results, impressions, sessions, world, config.out / "report.html"))
     run_dir.close()
@@ -332,7 +332,7 @@ def run_aa(config: ABConfig, world: World | None = None, runs: int | None = None
             imp, ses = records_to_frames(arm_run.records)
             per_user[label] = am.user_metrics(imp, ses, arm_users, world.dataset, information)
         a, b = per_user.values()
-        from .stats import p_value_of
+        from recarena.scenarios.comparisons import p_value_of
 
         for m in metrics:
             p_values[m].append(p_value_of(a[m].to_numpy(), b[m].to_numpy(), config.design, config.test))
@@ -365,7 +365,7 @@ class ABScenario(Scenario[ABConfig]):
         return run_ab(config)
 
     def summary(self, results: dict[str, Any]) -> str:
-        from .report import format_aa, format_summary
+        from recarena.scenarios.ab.report import format_aa, format_summary
 
         if "false_positive_rate" in results:
             return format_aa(results)

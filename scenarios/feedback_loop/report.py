@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .html import escape, fmt, page, png, pyplot, table
+from recarena.scenarios.html_blocks import escape, fmt, page, png, pyplot, table
 
 LABELS = {
     "top_genre_share": "top-genre share per user (shown)", "genres_shown": "genres shown per user",

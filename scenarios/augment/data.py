@@ -36,7 +36,7 @@ from recarena.simulator.data import Dataset
 from recarena.simulator.data.dataset import per_user
 from recarena.simulator.data.splits import Split
 
-from .ab_sim import Twins, records_to_frames, simulate_arm
+from recarena.scenarios.ab.sessions import Twins, records_to_frames, simulate_arm
 
 PROVENANCE = "source"
 REAL, SIMULATED, POPULARITY, RANDOM, SHOWN = "real", "simulated", "popularity", "random", "shown"

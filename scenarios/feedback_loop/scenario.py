@@ -2,7 +2,7 @@
 
     results = run_feedback_loop(FeedbackConfig(arms="pop,bpr,bpr+mmr", users=300, rounds=10, out=Path("runs/loop")))
 
-1. **World** (shared with the A/B test, `ab_test.build_world`): the dataset is split leave-one-out
+1. **World** (shared with the A/B test, `recarena.scenarios.ab.scenario.build_world`): the dataset is split leave-one-out
    by time; every model is fitted once on the training part (early stopping on validation) and
    saved in ``out/models``; the users' kit is built on the same training part; hybrid users'
    blend is calibrated on held-out items of `calibration_users` users.
@@ -42,8 +42,8 @@ from recarena.simulator.metrics import FIGURES, genre_matrix, group_genre_figure
 from recarena.simulator.population import Population, PopulationConfig
 from recarena.simulator.rundir import RunDirectory
 
-from .config import option
-from .contract import Scenario, ScenarioError, write_results
+from recarena.scenarios.config import option
+from recarena.scenarios.contract import Scenario, ScenarioError, write_results
 
 MODIFIERS = ("mmr", "epsilon", "frozen")
 #: The figures the summary and the change table lead with (what Agent4Rec's filter bubble is about).
@@ -158,7 +158,7 @@ def fresh_recommender(world: Any, model: str, models_dir: Path, progress: bool) 
 
 def run_feedback_loop(config: FeedbackConfig, world: Any = None) -> dict[str, Any]:
     """Run every arm's loop into ``config.out``; returns the results (also in results.json)."""
-    from .ab_test import build_world
+    from recarena.scenarios.ab.scenario import build_world
 
     config.validate()
     started = time.perf_counter()
@@ -176,7 +176,7 @@ def run_feedback_loop(config: FeedbackConfig, world: Any = None) -> dict[str, An
     results["run"] = {"directory": str(out), "seed": config.seed, "seconds": time.perf_counter() - started}
     results["results_file"] = str(write_results(results, out))
     if config.html:
-        from .feedback_report import write_report
+        from recarena.scenarios.feedback_loop.report import write_report
 
         results["report"] = str(write_report(results, out / "report.html"))
     return results
@@ -300,7 +300,7 @@ class FeedbackLoopScenario(Scenario[FeedbackConfig]):
         return run_feedback_loop(config)
 
     def summary(self, results: dict[str, Any]) -> str:
-        from .feedback_report import format_summary
+        from recarena.scenarios.feedback_loop.report import format_summary
 
         text = format_summary(results) + f"\nresults: {results['results_file']}"
         return text + (f"\nreport:  {results['report']}" if "report" in results else "")

@@ -36,10 +36,10 @@ from recarena.recommenders.base import torch_threads
 from recarena.simulator.data import Dataset, load_dataset
 from recarena.simulator.data.splits import Split, random_holdout
 
-from .ab_sim import Twins, records_to_frames, simulate_arm
-from .config import option
-from .contract import Scenario, ScenarioError, write_results
-from .fidelity_report import format_summary, persona_chance_rate, winners
+from recarena.scenarios.ab.sessions import Twins, records_to_frames, simulate_arm
+from recarena.scenarios.config import option
+from recarena.scenarios.contract import Scenario, ScenarioError, write_results
+from recarena.scenarios.fidelity.report import format_summary, persona_chance_rate, winners
 
 USER_KINDS = ("statistical", "llm", "hybrid")
 
@@ -273,7 +273,7 @@ def run_fidelity(config: FidelityScenarioConfig, *, dataset: Dataset | None = No
                       "llm_usage": {b: llm.accountant.report()["total"] for b, llm in world.llms.items() if hasattr(llm, "accountant")}}  # fmt: skip
     results["results_file"] = str(write_results(results, config.out))
     if config.html:
-        from .fidelity_report import write_report
+        from recarena.scenarios.fidelity.report import write_report
 
         results["report"] = str(write_report(results, config.out / "report.html"))
     return results

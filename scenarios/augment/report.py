@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .html import escape, fmt, page, png, pyplot, table
+from recarena.scenarios.html_blocks import escape, fmt, page, png, pyplot, table
 
 VARIANT_COLOURS = {"real": "#777777", "simulated": "#1f77b4", "popularity": "#ff7f0e", "random": "#2ca02c", "shown": "#8c564b"}
 

@@ -1,0 +1,1 @@
+"""`recarena evaluate`: offline held-out evaluation of a recommender beside the random baseline (scenario.py)."""
