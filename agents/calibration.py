@@ -15,6 +15,8 @@ The log-likelihoods of the LLM alone, the preference model alone and the pool,
 and each expert's effect (weight x spread of its logit), are kept in
 `Blend.fitted_on`: they say how much the LLM adds beyond the data.
 With the embedded 135M model expect a near zero; a strong model should earn weight.
+
+Scenarios call `calibrate_on_validation`, which reads only a split's validation part.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
+
+from recarena.simulator.data.splits import Split
 
 from .language_user import Blend, _logit
 from .kit import UserKit
@@ -40,6 +44,25 @@ def _fit(loss_fn, parameters: list[torch.Tensor], steps: int = 200) -> float:
     optimiser.step(closure)
     with torch.no_grad():
         return float(loss_fn())
+
+
+def calibrate_on_validation(
+    kit: UserKit,
+    split: Split,
+    llm,
+    *,
+    n_users: int,
+    positives_per_user: int,
+    negatives: int = 3,
+    seed: int = 0,
+    progress: bool = True,
+) -> Blend:
+    """The hybrid users' `Blend` for `llm`, fitted on `split`'s validation part: how scenarios calibrate.
+
+    Nothing held out for evaluation may reach a user model, so the test part is never read. Build `kit`
+    on ``split.train`` only, so that the validation items are news to the users being calibrated."""
+    return calibrate_blend(kit, split.valid, llm, n_users=n_users, positives_per_user=positives_per_user, negatives=negatives,
+                           seed=seed, progress=progress)  # fmt: skip
 
 
 def calibrate_blend(

@@ -58,6 +58,12 @@ def check_user(user: SimulatedUser, pages: Sequence[Sequence[int]], text: bool =
         again = None
     if again is None or not _same(first, again):
         raise UserContractError("after set_state(get_state()) the same page must get the same reaction")
+    behaviour = user.batch_behaviour()
+    if behaviour is not None:  # decided in a batch, the page must come out as view_page gave it (and leave the same state)
+        user.set_state(snapshot)
+        batched = behaviour.view_pages([user], [list(pages[0])])
+        if len(batched) != 1 or not _same(first, batched[0]):
+            raise UserContractError("batch_behaviour().view_pages must give the reaction view_page gives")
 
     left = again.leave
     for page in pages[1:]:

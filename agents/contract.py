@@ -25,6 +25,10 @@ Rules every user follows (``check_user`` verifies them):
 * `get_state` returns a snapshot (memory, session, RNG state) and `set_state`
   restores it exactly: a restored user reacts to the same page in the same way.
   That is how A/B tests build counterfactual twins and how runs resume.
+* A user may be decided in a vectorised batch: `batch_behaviour` returns the
+  `BatchBehaviour` it shares with other users (default None: one page at a time).
+  The simulator then hands that behaviour many users' pages in one `view_pages` call,
+  which must give exactly what each user's `view_page` would (reactions, state, draws).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from __future__ import annotations
 import abc
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
@@ -93,6 +97,15 @@ class Interview:
     missed: str = ""
 
 
+class BatchBehaviour(Protocol):
+    """Decides many users' pages in one vectorised call (see `SimulatedUser.batch_behaviour`)."""
+
+    def view_pages(self, users: Sequence["SimulatedUser"], slates: Sequence[Sequence[int]]) -> list[PageReaction]:
+        """Each user's reaction to its slate (slates of one length): exactly ``[u.view_page(s) for u, s in zip(users, slates)]``,
+        the users' state and random draws included, whichever users share the call."""
+        ...
+
+
 class SimulatedUser(abc.ABC):
     """One simulated person standing in for one real user (see the module docstring)."""
 
@@ -124,6 +137,14 @@ class SimulatedUser(abc.ABC):
     @abc.abstractmethod
     def rating_probabilities(self, items: Sequence[int]) -> np.ndarray:
         """Outside any session: P(rating = 1..5) for each item if watched, shape ``[len(items), 5]``. Pure."""
+
+    def batch_behaviour(self) -> BatchBehaviour | None:
+        """The behaviour that may decide this user's pages together with other users', or None (the default).
+
+        The simulator groups the users that return the same object (and show slates of one length)
+        and calls its `view_pages` once per group instead of each user's `view_page`; with None it
+        calls `view_page`. Whatever the answer, the user's reactions must be the same."""
+        return None
 
     @abc.abstractmethod
     def get_state(self) -> dict[str, Any]:

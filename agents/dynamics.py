@@ -184,22 +184,35 @@ def recent_items(history: Dataset, length: int) -> tuple[np.ndarray, np.ndarray]
     return out, last
 
 
+def next_item_pages(dynamics: WatchDynamics, preferences: PreferenceModel, known: Dataset, held_out: pd.DataFrame,
+                    negatives: int, rng: np.random.Generator) -> dict[str, np.ndarray]:  # fmt: skip
+    """The parts' values on each user's first item of `held_out` (column 0) and `negatives` random items the user
+    never had in `known`; the user's recent items and time are the end of its `known` history."""
+    recent, last_time = recent_items(known, dynamics.config.recent)
+    nexts = held_out.sort_values(["user", "timestamp"], kind="stable").groupby("user", sort=True).head(1)
+    users = nexts["user"].to_numpy(np.int64)
+    if len(users) < 4:
+        raise ValueError(f"users' dynamics: needs held-out next items of at least 4 users, got {len(users)}")
+    had = [set() for _ in range(known.n_users)]
+    for u, i in zip(known.interactions["user"].tolist(), known.interactions["item"].tolist()):
+        had[u].add(i)
+    candidates = _candidates(users, nexts["item"].to_numpy(np.int64), had, known.n_items, negatives, rng)
+    return dynamics.part_values(preferences.watch_logits(users, candidates), candidates, recent[users], last_time[users])
+
+
+def next_item_fit(values: dict[str, np.ndarray], weights: dict[str, float]) -> tuple[float, float]:
+    """Mean log-probability of the next item among its negatives, and AUC, under `weights` (see `next_item_pages`)."""
+    return _likelihood_and_auc(sum(w * values[part] for part, w in weights.items()))
+
+
 def fit_dynamics(history: Dataset, held_out: pd.DataFrame, preferences: PreferenceModel,
                  config: DynamicsConfig = DynamicsConfig()) -> tuple[WatchDynamics, DynamicsReport]:  # fmt: skip
     """Fit the variants on the validation interactions `held_out` (one next item per user is used)."""
     dynamics = build_dynamics(history, preferences, config)
-    recent, last_time = recent_items(history, config.recent)
     rng = USER_DYNAMICS.generator(config.seed)
-    nexts = held_out.sort_values(["user", "timestamp"], kind="stable").groupby("user", sort=True).head(1)
-    users = nexts["user"].to_numpy(np.int64)
-    if len(users) < 4:
-        raise ValueError(f"fit_dynamics: needs held-out next items of at least 4 users, got {len(users)}")
-    had = [set() for _ in range(history.n_users)]
-    for u, i in zip(history.interactions["user"].tolist(), history.interactions["item"].tolist()):
-        had[u].add(i)
-    candidates = _candidates(users, nexts["item"].to_numpy(np.int64), had, history.n_items, config.negatives, rng)
-    values = dynamics.part_values(preferences.watch_logits(users, candidates), candidates, recent[users], last_time[users])
-    folds = rng.permutation(len(users)) % 2
+    values = next_item_pages(dynamics, preferences, history, held_out, config.negatives, rng)
+    n = len(values["taste"])
+    folds = rng.permutation(n) % 2
     fits = {}
     for name, parts in VARIANTS.items():
         x = np.stack([values[p] for p in parts], -1)
@@ -208,11 +221,13 @@ def fit_dynamics(history: Dataset, held_out: pd.DataFrame, preferences: Preferen
         fits[name] = VariantFit(dict(zip(parts, fitted.round(6).tolist())), *_likelihood_and_auc(out_of_fold))
     chosen = max(fits, key=lambda n: fits[n].log_likelihood)
     dynamics.weights = fits[chosen].weights
+    users = np.unique(held_out["user"].to_numpy(np.int64))
+    recent, last_time = recent_items(history, config.recent)
     random_items = rng.integers(0, history.n_items, size=(len(users), 20))
     taste = preferences.watch_logits(users, random_items)
     dynamics.intercept = 0.0
     dynamics.intercept = _matching_intercept(dynamics.logits(taste, random_items, recent[users], last_time[users]), taste)
-    return dynamics, DynamicsReport(fits, chosen, int(len(users)))
+    return dynamics, DynamicsReport(fits, chosen, n)
 
 
 def _candidates(users: np.ndarray, positives: np.ndarray, had: list[set[int]], n_items: int, negatives: int,
@@ -222,7 +237,7 @@ def _candidates(users: np.ndarray, positives: np.ndarray, had: list[set[int]], n
     for row, user in enumerate(users.tolist()):
         taken, drawn = had[user] | {int(positives[row])}, []
         if n_items - len(taken) < negatives:
-            raise ValueError(f"fit_dynamics: user {user} has fewer than {negatives} never-had items; lower negatives")
+            raise ValueError(f"users' dynamics: user {user} has fewer than {negatives} never-had items; lower negatives")
         while len(drawn) < negatives:
             item = int(rng.integers(n_items))
             if item not in taken:

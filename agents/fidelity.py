@@ -17,7 +17,7 @@ have been built from its training part only):
 
 Pages: each user gets one page per part, its positives then ``max(ratios) * k``
 negatives; the 1:r page is the positives and the first r*k negatives, so the ratios
-share their draws. Pages and draws come from ``SeedSequence([seed, part, user])``: a
+share their draws. Pages come from the named stream `FIDELITY_PAGE` (seed, part, user): a
 user gets the same page whichever user kind is evaluated, so kinds compare like for like.
 
 Baselines on the same pages, in the same run: a random user saying yes as often as the
@@ -41,6 +41,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from recarena.simulator.data.splits import Split
+from recarena.simulator.data.streams import FIDELITY_BOOTSTRAP, FIDELITY_DECISION, FIDELITY_PAGE, FIDELITY_RATING, FIDELITY_SAMPLE
 
 from .contract import SimulatedUser
 from .fidelity_rating import BiasedMF, item_means, rating_alignment, tuned_biased_mf
@@ -135,7 +136,7 @@ def sample_users(split: Split, config: FidelityConfig, n: int | None = None) -> 
     candidates = np.array(sorted(_positives_by_user(split.test, config)), dtype=np.int64)
     n = config.max_users if n is None else n
     if n is not None and len(candidates) > n:
-        rng = np.random.default_rng(config.seed)
+        rng = FIDELITY_SAMPLE.generator(config.seed)
         candidates = np.sort(rng.choice(candidates, n, replace=False))
     return candidates
 
@@ -150,7 +151,7 @@ def make_pages(split: Split, part: pd.DataFrame, code: int, users: Sequence[int]
     for user in wanted:
         items, ratings = by_user[user]
         items, ratings = items[: config.max_positives], ratings[: config.max_positives]
-        rng = np.random.default_rng(np.random.SeedSequence([config.seed, code, user]))
+        rng = FIDELITY_PAGE.generator(config.seed, part=code, user=user)
         seen = everything.get(user, set())
         pool = np.setdiff1d(np.arange(n_items), np.fromiter(seen, dtype=np.int64, count=len(seen)))
         negatives = rng.choice(pool, size=min(max(config.ratios) * len(items), len(pool)), replace=False)
@@ -297,7 +298,7 @@ def fidelity_report(make_user: Callable[[int], SimulatedUser], split: Split, con
     short = {key: 0 for key in keys}  # users whose catalogue had too few never-touched items for a full 1:r page
     for user_id in tqdm(users.tolist(), desc="fidelity", disable=not config.progress):
         user = made_user(int(user_id))
-        rng = np.random.default_rng(np.random.SeedSequence([config.seed, 2, int(user_id)]))
+        rng = FIDELITY_DECISION.generator(config.seed, user=int(user_id))
         page = pages.get(int(user_id))
         if page is not None:
             prob = np.asarray(user.watch_probabilities(page.items.tolist()), dtype=float)
@@ -324,7 +325,7 @@ def fidelity_report(make_user: Callable[[int], SimulatedUser], split: Split, con
             rated_users.append(np.full(len(items), int(user_id)))
             rated_items.append(items)
 
-    boot_rng = np.random.default_rng(np.random.SeedSequence([config.seed, 3]))
+    boot_rng = FIDELITY_BOOTSTRAP.generator(config.seed)
     tables = {variant: {} for variant in variants}
     for (variant, ratio), record in pooled.items():
         if not record["truth"]:
@@ -354,5 +355,5 @@ def fidelity_report(make_user: Callable[[int], SimulatedUser], split: Split, con
         if reference.biased_mf is not None:
             predictors["biased_mf"] = reference.biased_mf.predict(u, i)
         report["rating"] = rating_alignment(r, np.concatenate(expected), np.concatenate(drawn), predictors, reference.train_ratings,
-                                            np.random.default_rng(np.random.SeedSequence([config.seed, 4])))  # fmt: skip
+                                            FIDELITY_RATING.generator(config.seed))  # fmt: skip
     return report

@@ -1,7 +1,7 @@
 """Behaviour shape: do simulated sessions look like real behaviour beyond single decisions?
 
 From simulated sessions (impressions and sessions frames, one ``arm`` label per session
-round, as `recarena.scenarios.ab.sessions.records_to_frames` gives them):
+round, as `recarena.simulator.arm_sessions.records_to_frames` gives them):
 
 * **Pages per session by activity tier**: the simulated pages and watches per session
   of users in each training activity tier, beside the real interactions per session in
@@ -29,6 +29,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from recarena.simulator.data import Dataset
+from recarena.simulator.data.streams import FIDELITY_SHAPE
 
 
 def real_session_lengths(frame: pd.DataFrame, n_users: int, gap_seconds: float) -> np.ndarray:
@@ -41,17 +42,6 @@ def real_session_lengths(frame: pd.DataFrame, n_users: int, gap_seconds: float) 
     interactions = np.bincount(users, minlength=n_users).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(sessions > 0, interactions / sessions, np.nan)
-
-
-def genre_matrix(dataset: Dataset) -> tuple[np.ndarray, list[str]]:
-    """``[items, genres]``: each item's unit spread evenly over its genres; and the genre names."""
-    genres = dataset.genre_vocabulary()
-    index = {g: j for j, g in enumerate(genres)}
-    matrix = np.zeros((dataset.n_items, max(1, len(genres))))
-    for i, item_genres in enumerate(dataset.items["genres"]):
-        for g in item_genres:
-            matrix[i, index[g]] = 1.0 / len(item_genres)
-    return matrix, genres
 
 
 def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
@@ -94,7 +84,7 @@ def behaviour_shape(impressions: pd.DataFrame, sessions: pd.DataFrame, users: Se
 
     `activity_tiers[u]` is user u's training activity tier; `held_out` and `train` are the
     split's test and training parts; `popularity` counts training interactions per item."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 5]))
+    rng = FIDELITY_SHAPE.generator(seed)
     tiers = list(dict.fromkeys(("low", "medium", "high", *activity_tiers)))
     users = np.asarray(users, dtype=np.int64)
     real = real_session_lengths(train, dataset.n_users, gap_seconds)
@@ -118,7 +108,7 @@ def behaviour_shape(impressions: pd.DataFrame, sessions: pd.DataFrame, users: Se
 
 
 def _genre_mix(impressions, users, held_out, train, dataset, popularity, threshold, rng) -> dict:
-    matrix, names = genre_matrix(dataset)
+    matrix, names = dataset.genre_matrix(), dataset.genre_vocabulary()
     shown = impressions[impressions["user"].isin(users)]
     mixes: dict[str, dict[int, np.ndarray]] = {k: {} for k in ("simulated", "random_same_count", "popularity_threshold")}
     for (user, _), page_rows in shown.groupby(["user", "arm"], sort=True):

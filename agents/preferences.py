@@ -109,16 +109,6 @@ def ordinal_probabilities(location: np.ndarray, thresholds: np.ndarray) -> np.nd
     return np.clip(upper - lower, 1e-12, 1.0)
 
 
-def _genre_matrix(dataset: Dataset) -> torch.Tensor:
-    genres = dataset.genre_vocabulary()
-    index = {g: j for j, g in enumerate(genres)}
-    matrix = torch.zeros(dataset.n_items, max(1, len(genres)))
-    for i, item_genres in enumerate(dataset.items["genres"]):
-        for g in item_genres:
-            matrix[i, index[g]] = 1.0 / len(item_genres)
-    return matrix
-
-
 class _Factors(torch.nn.Module):
     """Biases and factors of one head; item factors are a free part plus their genres' mean."""
 
@@ -161,7 +151,7 @@ def fit_preferences(dataset: Dataset, config: PreferenceConfig = PreferenceConfi
     items = frame["item"].to_numpy().astype(np.int64)
     ratings = np.clip(np.round(frame["rating"].to_numpy()), 1, N_LEVELS).astype(np.int64)
     n_users, n_items = dataset.n_users, dataset.n_items
-    genre_matrix = _genre_matrix(dataset)
+    genre_matrix = torch.tensor(dataset.genre_matrix(), dtype=torch.float32)  # the genre mass, in the model's precision
     seen = [set() for _ in range(n_users)]
     for u, i in zip(users.tolist(), items.tolist()):
         seen[u].add(i)

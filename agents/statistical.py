@@ -11,10 +11,12 @@ For user u shown item i at position k (0-based) on page p (0-based) of a session
   - leave_per_watch * watches - leave_per_rating * (mean rating - 3)``.
 * the interview's satisfaction (1-10) is ``1 + 9 * sigmoid(satisfaction_rating *
   (mean rating - 3) + satisfaction_watch * (watch rate - satisfaction_watch_centre))``,
-  with mean rating 2 when nothing was watched.
+  with mean rating 2 when nothing was watched (`StatisticalBehaviour.satisfaction_scores`,
+  the one definition: users' interviews, the vector env and the A/A check's fast path read it).
 
-`StatisticalBehaviour` holds these rules over arrays (many users' pages at once);
-`StatisticalUser` is one person behind the `SimulatedUser` contract.
+`StatisticalBehaviour` holds these rules over arrays (many users' pages at once) and is the
+`BatchBehaviour` of its users: the simulator hands it many users' pages in one call
+(`view_pages`). `StatisticalUser` is one person behind the `SimulatedUser` contract.
 
 Random numbers: a page of ``k`` items takes ``2k + 1`` uniforms from the user's ``rng``,
 in this order: k for the watches, k for the ratings (one per item, watched or not), 1 for
@@ -25,14 +27,13 @@ with the numbers the user would have drawn alone.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
 from .contract import (
-    Interview, ItemReaction, PageReaction, SessionContext, SessionState, SimulatedUser, restore_rng, rng_state,
+    BatchBehaviour, Interview, ItemReaction, PageReaction, SessionContext, SessionState, SimulatedUser, restore_rng, rng_state,
 )  # fmt: skip
 from .preferences import PreferenceModel
 from .profile import TIERS, UserProfile
@@ -86,6 +87,7 @@ class StatisticalBehaviour:
         self.activity_tiers = np.asarray(activity_tiers)
         self.config = config
         self.leave_base = np.asarray(config.leave_base)
+        self._satisfaction: dict[tuple[int, int, int], int] = {}  # satisfaction_of's answers by session counts
 
     def watch_logits(self, users: np.ndarray, items: np.ndarray, pages: np.ndarray) -> np.ndarray:
         """Watch logits for ``items [n, slate]`` shown to ``users [n]`` on ``pages [n]``."""
@@ -158,14 +160,50 @@ class StatisticalBehaviour:
         return self.satisfaction_of(n_shown, len(ratings), sum(ratings))
 
     def satisfaction_of(self, n_shown: int, n_watched: int, rating_sum: int) -> int:
-        """`satisfaction` from counts: `n_watched` watches whose ratings sum to `rating_sum`."""
+        """`satisfaction` from counts: `n_watched` watches whose ratings sum to `rating_sum` (one session's `satisfaction_scores`)."""
+        key = (n_shown, n_watched, rating_sum)
+        answer = self._satisfaction.get(key)
+        if answer is None:
+            # Memoised: sessions take few distinct counts, and numpy's per-call overhead would be most of an interview's cost.
+            answer = self._satisfaction[key] = int(self.satisfaction_scores(np.array([n_shown]), np.array([n_watched]), np.array([rating_sum]))[0])
+        return answer
+
+    def satisfaction_scores(self, n_shown: np.ndarray, n_watched: np.ndarray, rating_sum: np.ndarray) -> np.ndarray:
+        """The interview's 1-10 of each session (the formula in the module docstring), as integers: sessions that
+        showed `n_shown` items and had `n_watched` watches whose ratings sum to `rating_sum` (arrays alike)."""
         c = self.config
-        # Plain floats: called once per session, where numpy's scalar overhead would dominate.
-        mean_rating = rating_sum / n_watched if n_watched else 2.0
-        watch_rate = n_watched / n_shown if n_shown else 0.0
+        shown, watched = np.asarray(n_shown, dtype=np.float64), np.asarray(n_watched, dtype=np.float64)
+        mean_rating = np.where(watched > 0, np.asarray(rating_sum, dtype=np.float64) / np.maximum(watched, 1), 2.0)
+        watch_rate = np.where(shown > 0, watched / np.maximum(shown, 1), 0.0)
         score = c.satisfaction_rating * (mean_rating - 3.0) + c.satisfaction_watch * (watch_rate - c.satisfaction_watch_centre)
-        share = 1.0 / (1.0 + math.exp(-score)) if score > -700 else 0.0  # math.exp overflows where numpy gave 0
-        return min(10, max(1, round(1 + 9 * share)))
+        with np.errstate(over="ignore"):  # a very low score: exp overflows to inf, the share to 0
+            share = 1.0 / (1.0 + np.exp(-score))
+        return np.clip(np.round(1 + 9 * share), 1, 10).astype(np.int64)
+
+    def view_pages(self, users: Sequence["StatisticalUser"], slates: Sequence[Sequence[int]]) -> list[PageReaction]:
+        """Each user's reaction to its slate (slates of one length), decided together over arrays: exactly what
+        ``users[r].view_page(slates[r])`` gives, the users' bookkeeping and random draws included (`BatchBehaviour`).
+
+        Each row takes its uniforms from its own user's ``rng`` (`page_uniforms`), so the result does
+        not depend on which users share the call."""
+        for user in users:
+            user.session.require_active()
+        items = np.array(slates, dtype=np.int64)
+        rows = items.tolist()
+        # Lists, not generators: a single user's page (view_page) comes through here too, and every microsecond shows.
+        ids = np.array([u.profile.user for u in users], dtype=np.int64)
+        pages = np.array([u.session.pages for u in users], dtype=np.int64)
+        already = already_had([u.had for u in users], rows)
+        uniforms = page_uniforms([u.rng for u in users], items.shape[1])
+        outcome = self.decide(None, ids, items, pages, already, uniforms=uniforms)
+        watched, ratings, leave = outcome.watched.tolist(), outcome.ratings.tolist(), outcome.leave.tolist()
+        # `record_page` is the users' own bookkeeping (history, session, reasons): shared so both paths agree.
+        return [user.record_page(rows[r], watched[r], ratings[r], leave[r]) for r, user in enumerate(users)]
+
+
+def already_had(had: Sequence[set[int]], rows: Sequence[Sequence[int]]) -> np.ndarray:
+    """``[len(rows), slate]`` booleans: item ``rows[r][k]`` is in ``had[r]`` (never to be watched again)."""
+    return np.array([[i in h for i in row] for h, row in zip(had, rows)], dtype=bool).reshape(len(rows), -1)
 
 
 def page_uniforms(generators: Sequence[np.random.Generator], slate_size: int) -> np.ndarray:
@@ -211,12 +249,7 @@ class StatisticalUser(SimulatedUser):
         self.session.begin(context)
 
     def view_page(self, items: Sequence[int]) -> PageReaction:
-        self.session.require_active()
-        items_arr = np.asarray(items, dtype=np.int64).reshape(1, -1)
-        already = np.array([[i in self.had for i in items_arr[0].tolist()]], dtype=bool)
-        uniforms = page_uniforms([self.rng], items_arr.shape[1])
-        outcome = self.behaviour.decide(None, np.array([self.profile.user]), items_arr, np.array([self.session.pages]), already, uniforms=uniforms)
-        return self.record_page(items_arr[0].tolist(), outcome.watched[0], outcome.ratings[0], bool(outcome.leave[0]))
+        return self.behaviour.view_pages([self], [items])[0]  # alone or in a batch, one way to decide
 
     def interview(self) -> Interview:
         satisfaction = self.behaviour.satisfaction(len(self.session.shown), self.session.ratings)
@@ -228,6 +261,11 @@ class StatisticalUser(SimulatedUser):
 
     def end_session(self) -> None:
         self.session.active = False
+
+    def batch_behaviour(self) -> BatchBehaviour | None:
+        """The shared `StatisticalBehaviour`, which decides many such users' pages at once. A subclass that
+        decides its pages otherwise (its own `view_page`, as the LLM users do) is not batched unless it says so."""
+        return self.behaviour if type(self).view_page is StatisticalUser.view_page else None
 
     def watch_probabilities(self, items: Sequence[int]) -> np.ndarray:
         items_arr = np.asarray(items, dtype=np.int64)[None, :]
@@ -289,6 +327,19 @@ class StatisticalUser(SimulatedUser):
         if watched:
             return f"I like {', '.join(liked)}." if liked else "It looked worth a try."
         return f"I don't enjoy {', '.join(disliked)}." if disliked else "Not what I'm in the mood for."
+
+
+@dataclass(frozen=True)
+class StatisticalFactory:
+    """Builds statistical users from profiles, behaviour and genres alone: a user factory that travels light
+    (to Ray workers, say), where shipping a whole kit with its interaction history would only cost time."""
+
+    profiles: Sequence[UserProfile]
+    behaviour: StatisticalBehaviour
+    item_genres: Sequence[Sequence[str]]
+
+    def __call__(self, user: int, rng: np.random.Generator) -> StatisticalUser:
+        return StatisticalUser(self.profiles[user], self.behaviour, rng, self.item_genres)
 
 
 _PLAIN_REACTIONS: dict[tuple[int, bool, int | None], ItemReaction] = {}

@@ -30,6 +30,10 @@ The methods:
   returned. ``candidates`` (one array for every user, or one per user)
   restricts the output to those ids. A row with fewer than ``k`` allowed items
   is padded with id -1 and score -inf.
+* ``known_items(users) -> list[ndarray]``: per user, the items the model knows
+  the user had (fit + updates), which a simulator never shows the user again.
+  The default gives the histories the model keeps (what ``exclude="seen"``
+  removes); a model that knows more says so here.
 * ``update(interactions) -> self``: new feedback (same columns as
   ``Dataset.interactions``) joins the model's data. ``update_mode`` says
   whether it refits in full (``"full"``) or continues from its current state
@@ -174,6 +178,10 @@ class Recommender(ABC):
         if fast is not None:
             return fast
         return _top_k(self.score(users, known), k, banned, allowed)
+
+    def known_items(self, users: np.ndarray | Sequence[int]) -> list[np.ndarray]:
+        """Per user, the items the model knows the user had (fit + updates); by default its histories, in time order."""
+        return [self.histories[u] for u in self._users(np.asarray(users)).tolist()]
 
     def update(self, interactions: pd.DataFrame) -> "Recommender":
         """Add feedback; refit in full or continue, as `update_mode` says."""

@@ -40,6 +40,7 @@ def check_recommender(model: Recommender, dataset: Dataset, k: int = 10, n_users
     rng = np.random.default_rng(seed)
     users = np.sort(rng.choice(dataset.n_users, size=min(n_users, dataset.n_users), replace=False))
     _check_score(model, users, dataset.n_items)
+    _check_known_items(model, train, users)
     _check_recommend(model, users, k, rng)
     _check_history(model, split, users)
     _check_save_load(model, users, k)
@@ -76,6 +77,16 @@ def _check_page(model: Recommender, page: Recommendations, n_users: int, k: int,
         finite = values[: len(real)]
         if len(finite) > 1 and (np.diff(finite) > 1e-5 * (1 + np.abs(finite[:-1]))).any():
             raise _fail(model, f"recommend() scores must be non-increasing ({what})")
+
+
+def _check_known_items(model: Recommender, train: Dataset, users: np.ndarray) -> None:
+    known = model.known_items(users)
+    if len(known) != len(users):
+        raise _fail(model, f"known_items() must give one array per user, got {len(known)} for {len(users)} users")
+    had = train.interactions
+    for row, user in enumerate(users.tolist()):
+        if not set(had.loc[had["user"] == user, "item"].tolist()) <= set(np.asarray(known[row]).tolist()):
+            raise _fail(model, "known_items() must hold every item the user had in the data the model was fitted on")
 
 
 def _check_recommend(model: Recommender, users: np.ndarray, k: int, rng: np.random.Generator) -> None:
@@ -144,6 +155,8 @@ def _check_update(model: Recommender, split, users: np.ndarray, k: int) -> None:
     for row, user in enumerate(users.tolist()):
         if user in valid_items and valid_items[user] in page.items[row]:
             raise _fail(model, "after update(), an item the user just had must count as seen")
+        if user in valid_items and valid_items[user] not in model.known_items([user])[0]:
+            raise _fail(model, "after update(), known_items() must hold the items the user just had")
 
 
 def _check_errors(model: Recommender, dataset: Dataset) -> None:

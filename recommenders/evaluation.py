@@ -22,7 +22,7 @@ kept for comparison with them and flatters models, so full ranking is the defaul
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -38,12 +38,17 @@ _BATCH_CELLS = 1 << 24  # scores held at once: 64 MB of float32
 
 @dataclass(frozen=True)
 class EvaluationResult:
-    """Metric name (``"ndcg@10"``) to its mean over the evaluated users."""
+    """Metric name (``"ndcg@10"``) to its mean over the evaluated users.
+
+    `per_user`, when asked for (``evaluate(..., per_user=True)``), holds every evaluated user's
+    metrics: one row per user (index ``user``, ascending), one float32 column per metric; its
+    column means are `metrics`."""
 
     metrics: dict[str, float]
     n_users: int
     part: str
     protocol: str
+    per_user: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     def __getitem__(self, name: str) -> float:
         return self.metrics[name]
@@ -124,8 +129,12 @@ def evaluate(
     part: Literal["valid", "test"] = "test",
     ks: Sequence[int] = (10,),
     batch_size: int | None = None,
+    per_user: bool = False,
 ) -> EvaluationResult:
-    """Full-ranking evaluation of `scorer` on the `part` of `split` (see the module docstring)."""
+    """Full-ranking evaluation of `scorer` on the `part` of `split` (see the module docstring).
+
+    With `per_user`, the result also keeps each evaluated user's metrics (`EvaluationResult.per_user`),
+    for paired comparisons and per-user intervals."""
     users, targets = _evaluated_users(split, part)
     n_items = split.dataset.n_items
     known = _grouped(split.known_before(part), users)
@@ -133,6 +142,7 @@ def evaluate(
     batch_size = batch_size or max(1, _BATCH_CELLS // max(1, n_items))
     k_max = min(max(ks), n_items)
     sums: dict[str, float] = {}
+    kept: dict[str, list[np.ndarray]] = {}  # per-user values, batch by batch
     for start in range(0, len(users), batch_size):
         batch = users[start : start + batch_size]
         scores = _to_tensor(scorer(batch), len(batch), n_items)
@@ -149,7 +159,14 @@ def evaluate(
         n_targets = torch.as_tensor([len(np.unique(t)) for t in target_lists])
         for name, values in metrics_from_hits(hits, n_targets, ks).items():
             sums[name] = sums.get(name, 0.0) + float(values.sum())
-    return EvaluationResult(_ordered(sums, len(users), ks), len(users), part, "full")
+            if per_user:
+                kept.setdefault(name, []).append(values.numpy())
+    table = None
+    if per_user:
+        names = [f"{m}@{k}" for k in ks for m in METRICS]
+        table = pd.DataFrame({name: np.concatenate(kept[name]) if name in kept else np.empty(0, np.float32) for name in names},
+                             index=pd.Index(users, name="user"))  # fmt: skip
+    return EvaluationResult(_ordered(sums, len(users), ks), len(users), part, "full", table)
 
 
 def evaluate_sampled(

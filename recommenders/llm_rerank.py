@@ -45,7 +45,7 @@ class LLMRerankParams(Params):
     """Parameters of the LLM reranker."""
 
     base: str = Field("pop", description="registry name of the recommender that proposes the candidates")
-    base_params: dict[str, Any] = Field(default_factory=dict, description="parameters of the base recommender (seed is shared)")
+    base_params: dict[str, Any] = Field(default_factory=dict, description="parameters of the base recommender (seed and progress are shared)")
     pool: int = Field(20, ge=1, le=100, description="candidates per user the LLM reranks (the base model's top unseen items)")
     mode: Literal["pointwise", "listwise"] = Field(
         "pointwise", description="pointwise: a Yes/No log-probability per candidate; listwise: the model writes an ordered list of ids"
@@ -95,10 +95,9 @@ class LLMReranker(Recommender):
 
     def _get_llm(self) -> Any:
         if self.llm is None:
-            from recarena.agents.llm import LLMConfig, make_llm
+            from recarena.agents.llm import build_llm
 
-            cache = Path(self.params.llm_cache) if self.params.llm_cache else None
-            self.llm = make_llm(self.params.llm, LLMConfig(cache_path=cache, timeout_s=self.params.timeout_s, progress=False))
+            self.llm = build_llm(self.params.llm, self.params.llm_cache or None, timeout_s=self.params.timeout_s)
         return self.llm
 
     def _load_template(self) -> PromptTemplate:
@@ -116,7 +115,7 @@ class LLMReranker(Recommender):
     def _fit(self, dataset: Dataset, valid: pd.DataFrame | None) -> None:
         from .registry import build_recommender
 
-        base = build_recommender(self.params.base, {"seed": self.params.seed, **self.params.base_params})
+        base = build_recommender(self.params.base, {"seed": self.params.seed, "progress": self.params.progress, **self.params.base_params})
         self.base_model = base.fit(dataset, valid=valid)
         self.item_table = dataset.items[["title", "year", "genres"]].reset_index(drop=True)
         self.user_table = dataset.users.reset_index(drop=True) if dataset.users is not None else None
@@ -179,7 +178,7 @@ class LLMReranker(Recommender):
     def _restore(self, state: dict[str, Any]) -> None:
         from .registry import build_recommender
 
-        base = build_recommender(self.params.base, {"seed": self.params.seed, **self.params.base_params})
+        base = build_recommender(self.params.base, {"seed": self.params.seed, "progress": self.params.progress, **self.params.base_params})
         base.n_users, base.n_items = self.n_users, self.n_items
         base.interactions, base.histories = self.interactions, self.histories
         base._restore(state["base"])

@@ -24,6 +24,7 @@ class Params(BaseModel):
     threads: int = Field(
         1, ge=0, description="CPU threads torch uses in fit/score/update (1: no OpenMP stalls on a busy machine; 0: torch's default)"
     )
+    progress: bool = Field(True, description="show a tqdm bar while fitting (models with nothing long to show ignore it)")
 
     @classmethod
     def build(cls, model_name: str, params: "Params | None" = None, overrides: dict[str, Any] | None = None) -> "Params":
@@ -64,7 +65,6 @@ class TrainedParams(Params):
     weight_decay: float = Field(0.0, ge=0, description="L2 penalty (Adam weight decay)")
     update_epochs: int = Field(2, ge=0, description="epochs of further training from the current state in update()")
     device: str = Field("auto", description="torch device: 'auto' (CUDA when present, else CPU), 'cpu', 'cuda', 'cuda:1'")
-    progress: bool = Field(True, description="show a tqdm bar while training")
 
 
 class EmbeddingParams(TrainedParams):

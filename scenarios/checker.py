@@ -16,17 +16,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from recarena.scenarios.config import CommonOptions
 from recarena.scenarios.contract import Scenario, ScenarioError, timing_free
 
 
 def check_config_type(config_type: type) -> None:
-    """Every field documented; ``seed``/``out`` present; ``validate`` defined."""
+    """A dataclass inheriting `CommonOptions` (so ``dataset``, ``seed``, ``out`` and ``progress``); every field
+    documented; ``validate`` defined."""
     assert dataclasses.is_dataclass(config_type), f"{config_type.__name__} is not a dataclass"
-    names = {f.name for f in dataclasses.fields(config_type)}
+    assert issubclass(config_type, CommonOptions), \
+        f"{config_type.__name__} does not inherit recarena.scenarios.config.CommonOptions (dataset, seed, out, progress)"  # fmt: skip
     for field in dataclasses.fields(config_type):
         assert field.metadata.get("help"), f"{config_type.__name__}.{field.name} has no help text (use scenarios.config.option)"
-    for required in ("seed", "out"):
-        assert required in names, f"{config_type.__name__} has no {required!r} field"
     assert callable(getattr(config_type, "validate", None)), f"{config_type.__name__} has no validate() method"
 
 
@@ -53,8 +54,7 @@ def check_scenario(scenario: Scenario, config: Any, *, rerun: bool = True) -> di
     text = scenario.summary(results)
     assert isinstance(text, str) and text.strip(), "summary() returned no text"
     if rerun:
-        again = dataclasses.replace(config, out=out.with_name(out.name + "-rerun"), progress=False) \
-            if "progress" in {f.name for f in dataclasses.fields(config)} else dataclasses.replace(config, out=out.with_name(out.name + "-rerun"))  # fmt: skip
+        again = dataclasses.replace(config, out=out.with_name(out.name + "-rerun"), progress=False)
         second = json.loads((Path(again.out) / "results.json").read_text()) if scenario.run(again) is not None else {}
         first_clean, second_clean = _without_paths(timing_free(on_disk)), _without_paths(timing_free(second))
         assert first_clean == second_clean, f"{scenario.name}: the same seed gave different results: {_first_difference(first_clean, second_clean)}"

@@ -1,8 +1,9 @@
 """The `recarena` command line.
 
-Each subcommand is a typed config dataclass (see `config.py`) and a function
-that runs it. Errors a person can fix (bad data, bad options) print one line
-and exit with status 2; anything else is a bug and keeps its traceback.
+Every scenario of the registry (`registry.py`) is a subcommand whose flags are its config's
+fields (see `config.py`); besides them, `data info` shows a dataset and `run FILE` runs a YAML
+experiment. Errors a person can fix (bad data, bad options) print one line and exit with
+status 2; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from recarena.simulator.rundir import RunConfigMismatch
 
 from recarena.scenarios.config import add_arguments, from_namespace, option
 from recarena.scenarios.contract import ScenarioError
-from recarena.scenarios.evaluate.scenario import EvaluateConfig, format_report, run_offline_evaluation
 from recarena.scenarios.registry import SCENARIOS
 
 
@@ -32,13 +32,6 @@ class DataInfoConfig:
 
 def data_info(config: DataInfoConfig) -> None:
     print(load_dataset(config.dataset, refresh=config.refresh).describe().to_text())
-
-
-def run_evaluate(config: EvaluateConfig) -> None:
-    report = run_offline_evaluation(config)
-    print(format_report(report))
-    if config.out is not None:
-        print(f"results written to {config.out}")
 
 
 def run_scenario(name: str, config: object) -> None:
@@ -63,10 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("dataset", nargs="?", default="ml-100k", help="built-in dataset name (ml-100k, ml-1m) or a folder")
     info.add_argument("--refresh", action=argparse.BooleanOptionalAction, default=False, help="ignore the parquet cache")
     info.set_defaults(handler=lambda ns: data_info(from_namespace(DataInfoConfig, ns)))
-
-    evaluate = commands.add_parser("evaluate", help="offline evaluation of a recommender against the random baseline")
-    add_arguments(evaluate, EvaluateConfig)
-    evaluate.set_defaults(handler=lambda ns: run_evaluate(from_namespace(EvaluateConfig, ns)))
 
     for name, scenario in SCENARIOS.items():
         sub = commands.add_parser(name, help=scenario.help, description=scenario.description())

@@ -4,15 +4,35 @@ Every field carries its help text in ``field(metadata={"help": ...})``; a field
 without help is a bug that `add_arguments` refuses, so ``--help`` documents
 every option. Lists take several values (``--k 10 20``), booleans are
 ``--flag/--no-flag``, and ``Literal`` fields accept only their choices.
+`option_kind` is the one table of field types: the command line (`add_arguments`) and YAML
+files (`recarena.scenarios.experiment`) both read a field through it.
+
+The options every scenario shares are declared once, in `CommonOptions` (dataset, seed, out,
+progress) and its extensions for a report (`ReportOptions`: html), an LLM (`LLMOptions`: llm,
+llm_cache) and simulated users (`SimulatedUserOptions`, `UserKindOptions`). A scenario's config
+inherits the one that fits and may override a default by declaring the field again (``out``)::
+
+    @dataclass
+    class CoinConfig(ReportOptions):
+        flips: int = option(10, "coin flips")
+        out: Path = option(Path("runs/coin"), "output folder: results.json, report.html")
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import types
 import typing
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
+
+from recarena.agents.kit import UserKind
+from recarena.recommenders import RecommenderError, parse_assignments
+
+from recarena.scenarios.contract import ScenarioError
 
 T = TypeVar("T")
 
@@ -24,31 +44,113 @@ def option(default: Any, help: str, **kwargs: Any) -> Any:
     return dataclasses.field(default=default, metadata={"help": help, **kwargs})
 
 
+@dataclass(frozen=True)
+class OptionKind:
+    """How one config field is read, from a command line and from a YAML file alike (see `option_kind`)."""
+
+    shape: Literal["flag", "choice", "list", "value"]
+    """flag: a bool (``--x/--no-x``); choice: one of `choices`; list: several values; value: one value."""
+    convert: Callable[[Any], Any]
+    """Turns one given value (a flag's text, a YAML scalar) into the field's type."""
+    choices: tuple[Any, ...] = ()
+    optional: bool = False
+    """None is a valid value (``Path | None``)."""
+
+
+def option_kind(hint: Any) -> OptionKind:
+    """The one table of field types: what a config field annotated `hint` takes."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is bool:
+        return OptionKind("flag", bool)
+    if origin is typing.Literal:
+        return OptionKind("choice", str, tuple(args))
+    if origin is list:
+        return OptionKind("list", args[0])
+    if origin in (typing.Union, types.UnionType):
+        inner = next(a for a in args if a is not type(None))
+        return dataclasses.replace(option_kind(inner), optional=type(None) in args)
+    return OptionKind("value", hint)
+
+
+def config_fields(config_type: type) -> list[tuple[dataclasses.Field, OptionKind]]:
+    """Each field of the dataclass `config_type` with its `OptionKind`, in declaration order (inherited fields first)."""
+    hints = typing.get_type_hints(config_type)
+    return [(field, option_kind(hints[field.name])) for field in dataclasses.fields(config_type)]
+
+
 def add_arguments(parser: argparse.ArgumentParser, config_type: type) -> None:
     """Add one flag per field of the dataclass `config_type`."""
-    hints = typing.get_type_hints(config_type)
-    for field in dataclasses.fields(config_type):
+    for field, kind in config_fields(config_type):
         if "help" not in field.metadata:
             raise TypeError(f"{config_type.__name__}.{field.name} has no help text")
         flag = "--" + field.name.replace("_", "-")
-        kind = hints[field.name]
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
         help_text = f"{field.metadata['help']} (default: {default})"
-        origin, args = typing.get_origin(kind), typing.get_args(kind)
-        if kind is bool:
+        if kind.shape == "flag":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
-        elif origin is typing.Literal:
-            parser.add_argument(flag, choices=list(args), default=default, help=help_text)
-        elif origin is list:
-            parser.add_argument(flag, nargs="+", type=args[0], default=default, help=help_text)
-        elif origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-            inner = next(a for a in args if a is not type(None))
-            parser.add_argument(flag, type=inner, default=default, help=help_text)
+        elif kind.shape == "choice":
+            parser.add_argument(flag, choices=list(kind.choices), default=default, help=help_text)
+        elif kind.shape == "list":
+            parser.add_argument(flag, nargs="+", type=kind.convert, default=default, help=help_text)
         else:
-            parser.add_argument(flag, type=kind if kind is not Path else Path, default=default, help=help_text)
+            parser.add_argument(flag, type=kind.convert, default=default, help=help_text)
+
+
+def parse_model_params(texts: list[str], models: list[str]) -> dict[str, dict[str, str]]:
+    """``["bpr.dim=32", ...]`` as ``{"bpr": {"dim": "32"}}``; ScenarioError naming ``model_params`` on a bad entry."""
+    out: dict[str, dict[str, str]] = {}
+    for text in texts:
+        model, dot, rest = text.partition(".")
+        if not dot or model not in models:
+            raise ScenarioError(f"model_params: {text!r} must be MODEL.name=value with MODEL one of {models}")
+        try:
+            out.setdefault(model, {}).update(parse_assignments([rest]))
+        except RecommenderError as error:
+            raise ScenarioError(f"model_params: {error}") from None
+    return out
 
 
 def from_namespace(config_type: type[T], namespace: argparse.Namespace) -> T:
     """Build `config_type` from parsed flags."""
     values = {f.name: getattr(namespace, f.name) for f in dataclasses.fields(config_type)}
     return config_type(**values)
+
+
+@dataclass
+class CommonOptions:
+    """The options of every scenario: what data, which seed, where the files go, whether bars show."""
+
+    dataset: str = option("ml-100k", "built-in dataset name (ml-100k, ml-1m) or a folder of data files")
+    seed: int = option(0, "seed of everything random (the same seed gives the same results)")
+    out: Path = option(Path("runs/out"), "output folder: results.json (and report.html)")
+    progress: bool = option(True, "show progress bars")
+
+
+@dataclass
+class ReportOptions(CommonOptions):
+    """The common options of a scenario that writes ``report.html`` beside ``results.json``."""
+
+    html: bool = option(True, "write report.html")
+
+
+@dataclass
+class LLMOptions(ReportOptions):
+    """The options of a scenario that runs an LLM (built with `recarena.agents.llm.build_llm`)."""
+
+    llm: str = option("embedded", "the LLM: 'embedded' (SmolLM2 in-process) or 'openai:MODEL@BASE_URL' (vLLM, Ollama, OpenAI)")
+    llm_cache: Path | None = option(Path("runs/llm-cache.sqlite"), "SQLite cache of LLM answers (a warm rerun makes no calls)")
+
+
+@dataclass
+class SimulatedUserOptions(LLMOptions):
+    """The options of a scenario whose simulated users may be LLM or hybrid users."""
+
+    calibration_users: int = option(20, "users whose held-out validation items calibrate the hybrid users' blend")
+    threads: int = option(8, "threads for LLM users' pages (their calls go out together)")
+
+
+@dataclass
+class UserKindOptions(SimulatedUserOptions):
+    """The options of a scenario whose simulated users are all of one kind."""
+
+    user_kind: UserKind = option("statistical", "simulated users: statistical (fast, no LLM), llm, or hybrid (LLM pooled with the data)")

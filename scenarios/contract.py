@@ -10,12 +10,14 @@ A scenario is one question answered with a command, a results file and a report:
 
 Rules (checked by `recarena.scenarios.checker.check_scenario`):
 
-- ``config_type`` is a dataclass whose every field is an `option` with help text (so ``--help`` and a
-  YAML file document themselves); it has ``seed: int`` and ``out: Path`` fields and a
-  ``validate()`` method that raises `ScenarioError` with a one-line message naming the field.
+- ``config_type`` is a dataclass inheriting `recarena.scenarios.config.CommonOptions` (``dataset``,
+  ``seed``, ``out``, ``progress``; `ReportOptions` adds ``html``) whose every field is an `option`
+  with help text (so ``--help`` and a YAML file document themselves); it has a ``validate()``
+  method that raises `ScenarioError` with a one-line message naming the field.
 - ``run(config)`` validates, does the work with a tqdm bar when ``config.progress`` is true, writes
   ``results.json`` (plain JSON, the returned dict) into ``config.out`` and, when the config has
-  ``html`` set, a self-contained ``report.html``; it returns the results.
+  ``html`` set, a self-contained ``report.html``; it returns the results. (``evaluate`` is the one
+  exception: its ``out`` names the JSON file itself, and it may be None: print only.)
 - Everything random derives from ``config.seed``: the same config gives the same results, apart
   from wall-clock timings, which live under keys ending in ``_s`` or ``seconds`` or named ``timings``.
 - ``summary(results)`` is the text the command prints.

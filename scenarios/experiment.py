@@ -15,12 +15,11 @@ strings where the option is one string (``arms``)::
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from pathlib import Path
 
 import yaml
 
+from recarena.scenarios.config import OptionKind, config_fields
 from recarena.scenarios.contract import ScenarioError
 
 
@@ -43,14 +42,13 @@ def load_experiment(path: str | Path) -> tuple[str, object]:
     if kind not in SCENARIOS:
         raise ScenarioError(f"{path}: kind: unknown experiment kind {kind!r}; known: {', '.join(SCENARIOS)}")
     config_type = SCENARIOS[kind].config_type
-    hints = typing.get_type_hints(config_type)
-    fields = {f.name for f in dataclasses.fields(config_type)}
+    kinds = {field.name: option for field, option in config_fields(config_type)}
     values = {}
     for key, value in data.items():
         name = str(key).replace("-", "_")
-        if name not in fields:
-            raise ScenarioError(f"{path}: {key}: unknown option; valid: {', '.join(sorted(fields))}")
-        values[name] = _coerce(path, name, value, hints[name])
+        if name not in kinds:
+            raise ScenarioError(f"{path}: {key}: unknown option; valid: {', '.join(sorted(kinds))}")
+        values[name] = _coerce(path, name, value, kinds[name])
     config = config_type(**values)
     try:
         config.validate()
@@ -59,30 +57,27 @@ def load_experiment(path: str | Path) -> tuple[str, object]:
     return kind, config
 
 
-def _coerce(path: Path, name: str, value: object, kind: object) -> object:
-    origin, args = typing.get_origin(kind), typing.get_args(kind)
-    if kind is str and isinstance(value, list):
-        return ",".join(str(v) for v in value)
-    if origin is list:
+def _coerce(path: Path, name: str, value: object, kind: OptionKind) -> object:
+    """`value` from the YAML file as the field's type (`kind`, from the table the command line reads too)."""
+    if kind.shape == "list":
         items = value if isinstance(value, list) else [value]
         try:
-            return [args[0](v) for v in items]
+            return [kind.convert(v) for v in items]
         except (TypeError, ValueError):
-            raise ScenarioError(f"{path}: {name}: expected a list of {args[0].__name__}, got {value!r}") from None
+            raise ScenarioError(f"{path}: {name}: expected a list of {kind.convert.__name__}, got {value!r}") from None
+    if kind.shape == "value" and kind.convert is str and isinstance(value, list):
+        return ",".join(str(v) for v in value)
     if value is None:
         return None
-    if origin is typing.Literal:
-        if value not in args:
-            raise ScenarioError(f"{path}: {name}: {value!r} is not one of {', '.join(map(str, args))}")
+    if kind.shape == "choice":
+        if value not in kind.choices:
+            raise ScenarioError(f"{path}: {name}: {value!r} is not one of {', '.join(map(str, kind.choices))}")
         return value
-    target = next((a for a in args if a is not type(None)), kind) if origin is typing.Union or args else kind
-    if target is Path:
-        return Path(str(value))
-    if target is bool:
+    if kind.shape == "flag":
         if not isinstance(value, bool):
             raise ScenarioError(f"{path}: {name}: expected true or false, got {value!r}")
         return value
     try:
-        return target(value)  # type: ignore[operator]
+        return kind.convert(value if kind.convert is not Path else str(value))
     except (TypeError, ValueError):
-        raise ScenarioError(f"{path}: {name}: expected {getattr(target, '__name__', target)}, got {value!r}") from None
+        raise ScenarioError(f"{path}: {name}: expected {getattr(kind.convert, '__name__', kind.convert)}, got {value!r}") from None

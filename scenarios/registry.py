@@ -9,6 +9,7 @@ from __future__ import annotations
 from recarena.scenarios.ab.scenario import ABScenario
 from recarena.scenarios.augment.scenario import AugmentScenario
 from recarena.scenarios.contract import Scenario, ScenarioError
+from recarena.scenarios.evaluate.scenario import EvaluateScenario
 from recarena.scenarios.feedback_loop.scenario import FeedbackLoopScenario
 from recarena.scenarios.fidelity.scenario import FidelityScenario
 from recarena.scenarios.prompt_bench.scenario import PromptBenchScenario
@@ -17,6 +18,7 @@ from recarena.scenarios.prompt_opt.scenario import PromptOptScenario
 SCENARIOS: dict[str, Scenario] = {scenario.name: scenario for scenario in (
     ABScenario(),
     AugmentScenario(),
+    EvaluateScenario(),
     FeedbackLoopScenario(),
     FidelityScenario(),
     PromptOptScenario(),

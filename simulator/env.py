@@ -294,3 +294,26 @@ class RecArenaEnv(gymnasium.Env):
         reaction = self.tracker.user.view_page(items) if items else None
         reward, terminated, truncated, info = self.tracker.record(reaction, invalid)
         return self.tracker.observation(), reward, terminated, truncated, info
+
+
+def register_envs() -> None:
+    """Register recarena/MovieLens100K-v0 (statistical users) and recarena/MovieLens100K-LLM-v0 (idempotent).
+
+    Runs when this module is imported (``import recarena.simulator.env``), never when the package or
+    its data is: data, users and recommenders stay free of gymnasium. Entry points are strings, so
+    registering imports nothing heavy (see registration.py)."""
+    here = "recarena.simulator.registration"
+    for env_id, entry, nondeterministic in (
+        ("recarena/MovieLens100K-v0", "make_movielens100k", False),
+        ("recarena/MovieLens100K-LLM-v0", "make_movielens100k_llm", True),  # an uncached LLM answer may vary
+    ):
+        if env_id not in gymnasium.registry:
+            gymnasium.register(
+                id=env_id,
+                entry_point=f"{here}:{entry}",
+                vector_entry_point=f"{here}:{entry}_vector",
+                nondeterministic=nondeterministic,
+            )
+
+
+register_envs()

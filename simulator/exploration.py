@@ -1,7 +1,17 @@
-"""Slate policies: how a population turns a recommender's ranking into the slate a user sees.
+"""Slate policies: how the session engine turns a recommender's ranking into the slate a user sees.
 
-The plain policy shows the recommender's top ``slate_size``. Two ways to fight the narrowing
-of a recommender that keeps learning from its own users (the filter bubble):
+`SlatePolicy` is the one policy type and `build_slates` the one slate builder. The plain policy
+shows the recommender's top ``slate_size``, never an item the recommender knows the user had nor
+one shown earlier in the session (`exclusions`).
+
+One way to log for off-policy evaluation (the A/B control's logging policy, see scenarios/ab/ope.py):
+
+* **page exploration**: each page, with probability ``page_epsilon``, shows a uniformly random
+  ordered slate drawn from the recommender's top ``pool`` items instead of its top ``slate_size``
+  (when the pool holds a full slate), so the logging propensities are exact.
+
+Two ways to fight the narrowing of a recommender that keeps learning from its own users (the
+filter bubble):
 
 * **MMR genre re-ranking** (maximal marginal relevance, Carbonell & Goldstein 1998): from the
   recommender's top ``pool`` items, pick the slate greedily, each time the item maximising
@@ -10,17 +20,24 @@ of a recommender that keeps learning from its own users (the filter bubble):
   the items' genre indicator vectors. Deterministic.
 * **epsilon-greedy**: each slot of the slate, with probability ``epsilon``, holds an item drawn
   uniformly from the catalogue instead (never one excluded for the user nor one already on the
-  slate). The draws come from a generator the caller owns (the population seeds one per user
-  and round), so a run stays reproducible and independent of batching.
+  slate).
 
-MMR runs first, then epsilon replaces slots of its slate.
+A page's exploring slate replaces MMR's pick; then epsilon replaces slots. Every draw comes from
+the session's own generator, which the caller seeds per user (and arm or round), so a run stays
+reproducible and independent of batching. Per user and page, in order: one uniform for the page
+(``page_epsilon > 0``) and a permutation of the pool when it explores; then one uniform per slot
+(``epsilon > 0``, non-empty slate) and a permutation of the allowed items when a slot flips.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
+
+from .sessions import exclusions
 
 
 @dataclass(frozen=True)
@@ -32,12 +49,15 @@ class SlatePolicy:
     mmr: float = 0.0
     """Weight of genre diversity against relevance in MMR re-ranking, in [0, 1) (0: off)."""
     pool: int = 100
-    """How many of the recommender's top items MMR re-ranks."""
+    """How many of the recommender's top items MMR re-ranks and an exploring page is drawn from."""
+    page_epsilon: float = 0.0
+    """Per page: probability of a uniformly random ordered slate from the top `pool` instead (0: off)."""
 
     def validate(self) -> None:
         """ValueError naming the field when a setting is impossible."""
-        if not 0.0 <= self.epsilon <= 1.0:
-            raise ValueError(f"epsilon: must be in [0, 1], got {self.epsilon}")
+        for name, value in (("epsilon", self.epsilon), ("page_epsilon", self.page_epsilon)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name}: must be in [0, 1], got {value}")
         if not 0.0 <= self.mmr < 1.0:
             raise ValueError(f"mmr: must be in [0, 1), got {self.mmr}")
         if self.pool < 1:
@@ -45,11 +65,40 @@ class SlatePolicy:
 
     @property
     def plain(self) -> bool:
-        return self.epsilon == 0.0 and self.mmr == 0.0
+        """Whether the policy shows the top items as ranked (nothing re-ranked or explored)."""
+        return self.epsilon == 0.0 and self.mmr == 0.0 and self.page_epsilon == 0.0
+
+    def recorded(self) -> dict[str, float | int]:
+        """The settings as results and run directories record them: ``page_epsilon`` only where it is on, so a
+        policy without page exploration reads as it did before the field existed (old runs still resume)."""
+        return {k: v for k, v in asdict(self).items() if k != "page_epsilon" or v}
 
     def depth(self, slate_size: int) -> int:
         """How many ranked items to ask the recommender for."""
-        return max(slate_size, self.pool) if self.mmr > 0 else slate_size
+        return max(slate_size, self.pool) if self.mmr > 0 or self.page_epsilon > 0 else slate_size
+
+
+def build_slates(recommender: Any, policy: SlatePolicy, users: Sequence[int], shown: Sequence[Sequence[int]], slate_size: int,
+                 rngs: Sequence[np.random.Generator], *, also: Sequence[Collection[int]] | None = None, n_items: int = 0,
+                 genre_vectors: np.ndarray | None = None) -> list[list[int]]:  # fmt: skip
+    """Each user's slate by `policy` (empty when nothing is left to show; see the module docstring).
+
+    `shown`: per user, the items shown earlier in the session; `also`: per user, more items never to
+    show; `rngs`: per user, the generator the policy explores with; `n_items`: the catalogue an
+    epsilon slot draws from; `genre_vectors`: the items' unit genre vectors for MMR."""
+    exclude = exclusions(recommender, users, shown, also)
+    top = recommender.recommend(np.asarray(users, dtype=np.int64), policy.depth(slate_size), exclude=exclude)
+    ranked = np.asarray(top.items)
+    picked = mmr_rerank(ranked, np.asarray(top.scores), slate_size, genre_vectors, policy.mmr) if policy.mmr > 0 else ranked
+    slates = [[i for i in row if i >= 0] for row in picked[:, :slate_size].tolist()]
+    if policy.page_epsilon > 0:
+        for k, rng in enumerate(rngs):
+            pool = ranked[k][ranked[k] >= 0]
+            if rng.random() < policy.page_epsilon and len(pool) >= slate_size:
+                slates[k] = rng.permutation(pool)[:slate_size].tolist()
+    if policy.epsilon > 0:
+        slates = [epsilon_slots(s, x, n_items, policy.epsilon, g) if s else s for s, x, g in zip(slates, exclude, rngs)]
+    return slates
 
 
 def genre_unit_vectors(genre_mass: np.ndarray) -> np.ndarray:

@@ -33,22 +33,6 @@ FIGURES = (
     "intra_list_diversity", "user_genre_diversity", "top_genre_share", "genres_shown", "top_genre_share_watched", "genres_watched",
 )  # fmt: skip
 
-_GENRE_MATRICES: dict[int, np.ndarray] = {}
-
-
-def genre_matrix(dataset: Dataset) -> np.ndarray:
-    """``[n_items, n_genres]``, each row summing to 1 over the item's genres (0 for none)."""
-    key = id(dataset)
-    if key not in _GENRE_MATRICES:
-        vocabulary = {g: j for j, g in enumerate(dataset.genre_vocabulary())}
-        matrix = np.zeros((dataset.n_items, max(1, len(vocabulary))))
-        for i, genres in enumerate(dataset.items["genres"]):
-            for g in genres:
-                matrix[i, vocabulary[g]] += 1.0 / len(genres)
-        _GENRE_MATRICES[key] = matrix
-    return _GENRE_MATRICES[key]
-
-
 def genre_diversity(items: np.ndarray, matrix: np.ndarray) -> float:
     if len(items) == 0 or matrix.shape[1] < 2:
         return float("nan")
@@ -134,7 +118,7 @@ def figures_of(frame: pd.DataFrame, sessions: pd.DataFrame, dataset: Dataset, se
         return {name: (0.0 if name in ("sessions", "impressions") else nan) for name in FIGURES} | {"sessions": float(len(sessions))}
     items = frame["item"].to_numpy(np.int64)
     watched = frame["watched"].to_numpy(bool)
-    matrix = genre_matrix(dataset)
+    matrix = dataset.genre_matrix()
     satisfaction = sessions["satisfaction"].dropna()
     return {
         "sessions": float(len(sessions)),

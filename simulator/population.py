@@ -8,26 +8,29 @@
 Each round (a simulated day):
 
 1. each agent is active with the probability of its user's activity tier (``activity``);
-2. active users run a session in batches of ``batch_size``: page after page the recommender
-   ranks ``slate_size`` items per user (never one the recommender knows the user had, nor one
-   shown earlier in the session, nor, with ``exclude_watched``, one the user watched in an earlier
-   round; ``explore`` may re-rank or explore, see exploration.py), and `show_pages` collects the
-   reactions (statistical users vectorised, LLM users' calls in flight together); a user leaves or hits ``max_pages``;
+2. active users run a session in batches of ``batch_size`` through the session engine
+   (session_engine.py): page after page the recommender ranks ``slate_size`` items per user
+   (never one the recommender knows the user had, nor one shown earlier in the session, nor, with
+   ``exclude_watched``, one the user watched in an earlier round; ``explore`` may re-rank or
+   explore, see exploration.py), and `show_pages` collects the reactions (statistical users
+   vectorised, LLM users' calls in flight together); a user leaves or hits ``max_pages``;
 3. each finished session is committed to the event store with the user's snapshot;
 4. the round's figures are computed from what the round stored (kept in memory as it was stored,
    `round_log.py`) and collected by the `DataCollector`;
 5. every ``update_every`` rounds the recommender is updated on the round's watches (the
    feedback loop of Agent4Rec's filter-bubble study).
 
-Randomness: who is active in round r comes from ``SeedSequence([seed, r])``; the session of
-user u in round r draws from ``SeedSequence([seed, r, u])``, its exploring slots (``explore.epsilon``)
-from ``SeedSequence([seed, r, u, 1])``. Nothing depends on the order or
+Randomness (named streams, `recarena.simulator.data.streams`): the users are built from
+``POPULATION_USER`` (seed, user), drawn (``n_users``) from ``POPULATION_USERS``; who is active in
+round r comes from ``POPULATION_ACTIVE`` (seed, r); the session of user u in round r draws from
+``POPULATION_SESSION`` (seed, r, u), its exploring slots (``explore.epsilon``) from
+``POPULATION_SLOTS`` (seed, r, u). Nothing depends on the order or
 batching of sessions, so a resumed run (completed sessions skipped, user snapshots restored,
 updates of completed rounds replayed from the store) ends with the same events as an
 uninterrupted one, provided the recommender ranks each user independently of the others in
 a batch and updates deterministically (every model of the registry does).
 
-Backends (``backend``): the sessions of a batch run in `population_shards.run_sessions`, a pure
+Backends (``backend``): the sessions of a batch run in `population_shards.round_sessions`, a pure
 function of the users, the round's world and the users' watched sets. ``"local"`` calls it here;
 ``"ray"`` cuts the round's active users into shards run as Ray tasks, which rebuild their users
 from the factory and the snapshots, and the driver writes each shard's records and restores its
@@ -51,16 +54,18 @@ from tqdm.auto import tqdm
 from recarena.agents.contract import SimulatedUser
 from recarena.agents.kit import UserKit
 from recarena.agents.profile import TIERS
+from recarena.agents.statistical import StatisticalFactory
+from recarena.simulator.data.streams import POPULATION_ACTIVE, POPULATION_USER, POPULATION_USERS
 
 from .env import statistical_users
 from .events import EventStore, SessionRecord
 from .exploration import SlatePolicy, genre_unit_vectors
-from .metrics import FIGURES, figures_of, genre_matrix, round_figures
+from .metrics import FIGURES, figures_of, round_figures
 from .parallel import BACKENDS, Executor, make_executor, split_evenly
-from .population_shards import RoundWorld, SharedUsers, Shard, StatisticalFactory, UserTask, run_sessions, run_shard
+from .population_shards import RoundWorld, SharedUsers, Shard, UserTask, round_sessions, run_shard
 from .round_log import RoundLog
 from .rundir import RunDirectory
-from .sessions import is_batchable
+from .session_engine import SessionPlan
 
 UserFactory = Callable[[int, np.random.Generator], SimulatedUser]
 
@@ -156,15 +161,16 @@ class Population(mesa.Model):
         make_user = make_user or statistical_users(kit)
         users = self._choose_users(history.n_users)
         for u in users:
-            UserAgent(self, int(u), make_user(int(u), np.random.default_rng(np.random.SeedSequence([self.seed_value, u]))))
+            UserAgent(self, int(u), make_user(int(u), POPULATION_USER.generator(self.seed_value, user=int(u))))
         self.user_agents: list[UserAgent] = sorted(self.agents, key=lambda a: a.user_id)
-        if config.backend == "ray" and not all(is_batchable(a.user) for a in self.user_agents):
+        # Users decided one by one are the LLM kinds (the contract's batch behaviour is how the simulator tells).
+        if config.backend == "ray" and not all(a.user.batch_behaviour() is not None for a in self.user_agents):
             raise ValueError("PopulationConfig.backend='ray' runs statistical users only (LLM and hybrid users hold a process-bound LLM); use backend='local'")
         self._executor: Executor | None = None
         self._shared_users: Any = None
         self.run_dir: RunDirectory | None = None
         if run_dir is not None:
-            population = {k: v for k, v in asdict(config).items() if k not in _NOT_RECORDED}
+            population = {k: v for k, v in asdict(config).items() if k not in _NOT_RECORDED} | {"explore": config.explore.recorded()}
             recorded = {"population": population, "recommender": getattr(recommender, "name", type(recommender).__name__), **(describe or {})}
             self.run_dir = RunDirectory(run_dir, recorded, self.seed_value)
             self.events = self.run_dir.events
@@ -175,7 +181,7 @@ class Population(mesa.Model):
         # Rounds as they were stored (round_log.py): the figures and updates read them instead of the store.
         self.round_logs: dict[int, RoundLog] = {}
         self._ever_shown: np.ndarray | None = None  # items shown in any round so far (None: ask the store)
-        self._genre_vectors = genre_unit_vectors(genre_matrix(history)) if config.explore.mmr > 0 else None
+        self._genre_vectors = genre_unit_vectors(history.genre_matrix()) if config.explore.mmr > 0 else None
         self.round = 0
         self.watched: dict[int, set[int]] = {a.user_id: set() for a in self.user_agents}
         self._resume()
@@ -188,7 +194,7 @@ class Population(mesa.Model):
                 raise ValueError(f"PopulationConfig.users must be ids in 0..{n_users - 1}")
             return users
         if c.n_users is not None:
-            picker = np.random.default_rng(np.random.SeedSequence([self.seed_value, 2**31 - 1]))
+            picker = POPULATION_USERS.generator(self.seed_value)
             return np.sort(picker.choice(n_users, size=min(c.n_users, n_users), replace=False))
         return np.arange(n_users)
 
@@ -229,9 +235,9 @@ class Population(mesa.Model):
         c, r = self.config, self.round
         done = self.events.completed_sessions(c.run, c.arm)
         chance = np.asarray(c.activity, dtype=np.float64)[[a.tier for a in self.user_agents]]
-        active = np.random.default_rng(np.random.SeedSequence([self.seed_value, r])).random(len(self.user_agents)) < chance
+        active = POPULATION_ACTIVE.generator(self.seed_value, round=r).random(len(self.user_agents)) < chance
         todo = [a for a, on in zip(self.user_agents, active) if on and (r, a.user_id) not in done]
-        world = RoundWorld(self.recommender, c, self.seed_value, r, self.n_items, self.base_time, self._genre_vectors)
+        world = RoundWorld(self.recommender, self._plan(r), self.seed_value)
         self.round_logs[r] = RoundLog(r, whole=not any(round_ == r for round_, _ in done))
         with frozen_heap():
             if c.backend == "ray":
@@ -239,8 +245,8 @@ class Population(mesa.Model):
             else:
                 for start in range(0, len(todo), c.batch_size):  # committed batch by batch: a killed run loses one batch at most
                     batch = todo[start : start + c.batch_size]
-                    records = run_sessions(world, [a.user for a in batch], [a.user_id for a in batch], [a.sessions for a in batch],
-                                           [self.watched[a.user_id] for a in batch])  # fmt: skip
+                    records = round_sessions(world, [a.user for a in batch], [a.user_id for a in batch], [a.sessions for a in batch],
+                                             [self.watched[a.user_id] for a in batch])  # fmt: skip
                     self._commit(batch, records, restore=False)
         self.figures = self._round_figures(r)
         self.events.record_round(c.run, c.arm, r, self.figures, time.time())
@@ -250,6 +256,13 @@ class Population(mesa.Model):
         if not every or (r + 1) % every == 0:  # the next update reads later rounds only
             self.round_logs.clear()
         self.round = r + 1
+
+    def _plan(self, r: int) -> SessionPlan:
+        """Round `r`'s sessions as the session engine runs them."""
+        c = self.config
+        return SessionPlan(c.run, c.arm, c.max_pages, c.slate_size, c.explore, round=r, sim_time=self.base_time + r * c.seconds_per_round,
+                           text=c.text, interview=c.interview, exclude_watched=c.exclude_watched, threads=c.threads,
+                           batch_size=c.batch_size, n_items=self.n_items, genre_vectors=self._genre_vectors)  # fmt: skip
 
     def _round_figures(self, r: int) -> dict[str, float]:
         """Round `r`'s figures: from its log when whole, else read back from the store."""

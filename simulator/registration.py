@@ -1,5 +1,8 @@
 """The registered environments: ``gymnasium.make("recarena/MovieLens100K-v0")`` and its LLM twin.
 
+Importing ``recarena.simulator.env`` registers them (`recarena.simulator.env.register_envs`); the
+entry points below are named by string, so this module is imported only when an environment is made.
+
 * ``recarena/MovieLens100K-v0``: statistical users fitted on all of ml-100k; deterministic
   given the seed.
 * ``recarena/MovieLens100K-LLM-v0``: LLM users on the embedded model (SmolLM2); declared

@@ -10,7 +10,7 @@ from .accounting import Accountant, ComponentUsage, FallbackEvent, Price
 from .cache import CacheCorruptWarning, SQLiteCache
 from .checker import ConformanceError, check_llm
 from .client import LLM
-from .factory import BACKENDS, LLMConfig, backend_from_string, make_llm
+from .factory import BACKENDS, LLMConfig, backend_from_string, build_llm, make_llm
 from .protocol import (
     Backend, ChatModel, ChatReply, ChatRequest, LLMError, RawCompletion, RawScore, SamplingParams, ScoreReply,
     ScoreRequest, ScoringUnsupported, TransientBackendError,
@@ -23,5 +23,5 @@ __all__ = [
     "ChatReply", "ChatRequest", "ComponentUsage", "ConformanceError", "FallbackEvent", "LLM", "LLMConfig",
     "LLMError", "Price", "RawCompletion", "RawScore", "RetryPolicy", "SQLiteCache", "SamplingParams", "Schema",
     "ScoreReply", "ScoreRequest", "ScoringUnsupported", "TransientBackendError", "backend_from_string",
-    "check_llm", "is_transient", "make_llm",
+    "build_llm", "check_llm", "is_transient", "make_llm",
 ]

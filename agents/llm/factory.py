@@ -102,3 +102,12 @@ def make_llm(spec: Any = None, config: LLMConfig | None = None, *, accountant: A
         progress=config.progress,
         rate_limiter=RateLimiter(config.requests_per_minute, config.tokens_per_minute),
     )
+
+
+def build_llm(spec: Any, cache: Path | str | None, **settings: Any) -> LLM:
+    """The LLM an experiment or a model runs on: `spec` (as `make_llm` reads it) answering through the SQLite cache
+    at `cache` (None: no cache), without a progress bar of its own (the caller shows progress).
+
+    `settings` are further `LLMConfig` fields (``timeout_s=30``, ``n_threads=1``, ``sampling={"seed": 3}``); an
+    unknown name is a pydantic error naming it."""
+    return make_llm(spec, LLMConfig(cache_path=cache, progress=False, **settings))

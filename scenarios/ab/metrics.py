@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from recarena.simulator.data import Dataset
-from recarena.simulator.metrics import genre_diversity, genre_matrix
+from recarena.simulator.metrics import genre_diversity
 
 USER_METRICS = ("watch_rate", "mean_rating", "pages", "satisfaction", "genre_diversity", "novelty")
 POPULATION_METRICS = ("coverage", "exposure_gini")
@@ -53,7 +53,7 @@ def user_metrics(impressions: pd.DataFrame, sessions: pd.DataFrame, users: np.nd
     out["watch_rate"] = grouped["watched"].mean()
     out["mean_rating"] = frame[frame["watched"]].groupby("user")["rating"].mean()
     out["novelty"] = grouped["info"].mean()
-    matrix = genre_matrix(dataset)
+    matrix = dataset.genre_matrix()
     items = frame["item"].to_numpy(np.int64)
     keys = frame["user"].to_numpy(np.int64) * 1000 + frame["page"].to_numpy(np.int64)
     order = np.argsort(keys, kind="stable")
@@ -81,7 +81,7 @@ def exposure_counts(impressions: pd.DataFrame, users: np.ndarray, n_items: int) 
 
 def genre_exposure(impressions: pd.DataFrame, dataset: Dataset) -> dict[str, float]:
     """Share of the arm's impressions per genre (each item spreads one unit over its genres)."""
-    matrix = genre_matrix(dataset)
+    matrix = dataset.genre_matrix()
     mass = matrix[impressions["item"].to_numpy(np.int64)].sum(0) if len(impressions) else np.zeros(matrix.shape[1])
     total = mass.sum() or 1.0
     return {g: float(m / total) for g, m in zip(dataset.genre_vocabulary(), mass)}

@@ -3,8 +3,8 @@
 A simulator is the one place where an off-policy estimator can be checked against the
 answer: every arm was also simulated, so its true watch rate sits beside the estimates.
 
-**Logging policy.** The control explores (`recarena.scenarios.ab.sessions.Exploration`): on each page, with probability
-epsilon, it shows a uniformly random ordered slate of ``slate_size`` items from its top
+**Logging policy.** The control explores (`recarena.simulator.exploration.SlatePolicy` with ``page_epsilon``): on each page, with
+probability epsilon, it shows a uniformly random ordered slate of ``slate_size`` items from its top
 ``pool`` items; otherwise its top ``slate_size`` in order. The propensity of item i at slot k
 is therefore exact: ``pi0(i, k) = (1 - epsilon) * [i is the control's k-th item]
 + epsilon / pool * [i is in the control's top pool]``.
@@ -25,10 +25,13 @@ the whole page):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from recarena.scenarios.ab.world import World
 
 
 def _slates(frame: pd.DataFrame, users: np.ndarray, k: int, column: str) -> np.ndarray:
@@ -79,10 +82,12 @@ def estimate(logged_items: np.ndarray, logged_rewards: np.ndarray, target_items:
     return {"ips": ips, "snips": snips, "dr": dr, "support": float((propensity > 0)[valid].mean()), "matches": int(match.sum())}
 
 
-def off_policy_estimates(world: Any, config: Any, impressions: pd.DataFrame, arms: dict[str, np.ndarray],
-                         models: dict[str, str], control: str) -> dict[str, Any]:
-    """Each non-control arm's first-page watch rate: simulated truth, naive, IPS, SNIPS, DR."""
-    k, epsilon, pool_depth = config.slate_size, config.explore, config.explore_pool
+def off_policy_estimates(world: World, impressions: pd.DataFrame, arms: dict[str, np.ndarray], models: dict[str, str], control: str,
+                         *, slate_size: int, epsilon: float, pool_depth: int) -> dict[str, Any]:
+    """Each non-control arm's first-page watch rate: simulated truth, naive, IPS, SNIPS, DR.
+
+    The control logged with exploration `epsilon` over its top `pool_depth` items; pages held `slate_size` items."""
+    k = slate_size
     first = impressions[impressions["page"] == 0]
     logged = first[first["arm"] == control]
     policy = (f"{control} logged with epsilon={epsilon}: per page, a random ordered slate from its top {pool_depth} with probability "

@@ -2,13 +2,13 @@
 
     result = run_ab(ABConfig(arms="pop,bpr,sasrec", users=200, user_kind="statistical", out=Path("runs/ab")))
 
-1. **World**: the dataset is split leave-one-out by time. Every arm's recommender is fitted on
-   the training part (early stopping on the validation part) and saved in the run directory
-   (a rerun loads it). The simulated users' kit (profiles, preference model) is built on the
-   same training part; hybrid users' blend is calibrated on the held-out validation + test
-   items of `calibration_users` users, which neither the kit nor any recommender saw.
+1. **World** (world.py): the dataset is split leave-one-out by time. Every arm's recommender is
+   fitted on the training part (early stopping on the validation part) and saved in the run
+   directory (a rerun loads it). The simulated users' kit (profiles, preference model) is built
+   on the same training part; hybrid users' blend is calibrated on the validation items of
+   `calibration_users` users, which the kit never saw (the test items reach no user model).
 2. **Users**: `users` users drawn with the seed. Paired design (default): each meets every
-   arm from the same snapshot (see sessions.py); split design: each is assigned to one arm at
+   arm from the same snapshot (see recarena.simulator.arm_sessions); split design: each is assigned to one arm at
    random, arms of equal size, as in a live test.
 3. **Sessions**: one per user and arm, up to `pages` pages of `slate_size` items, logged in
    the run directory's event store with the arm (resumable: a rerun skips stored sessions).
@@ -24,7 +24,7 @@ p < alpha must sit near alpha.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,20 +32,24 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from recarena.agents.kit import UserKind, UserKit, build_user_kit
-from recarena.recommenders import Recommender, RecommenderError, build_recommender, parse_assignments, recommender_class, recommender_names
-from recarena.simulator.data import Dataset, load_dataset
-from recarena.simulator.data.splits import Split, leave_one_out
+from recarena.recommenders import RecommenderError, recommender_class, recommender_names
+from recarena.simulator.arm_sessions import Twins, fast_statistical_sessions, records_to_frames, simulate_arm, store_frames
+from recarena.simulator.data.streams import AA_ARM, AB_STATISTICS, AB_USERS
+from recarena.simulator.exploration import SlatePolicy
 from recarena.simulator.parallel import make_executor
 from recarena.simulator.rundir import RunDirectory
 
 from recarena.scenarios.ab import metrics as am
-from recarena.scenarios.ab.sharded import shared_world, simulate_arm_sharded
-from recarena.scenarios.ab.sessions import Exploration, Twins, fast_statistical_sessions, records_to_frames, simulate_arm, store_frames
-from recarena.scenarios.config import option
+from recarena.scenarios.ab.sharded import ShardSettings, shared_world, simulate_arm_sharded
+from recarena.scenarios.ab.world import World, WorldSpec, build_world
+from recarena.scenarios.config import UserKindOptions, option, parse_model_params
 from recarena.scenarios.contract import Scenario, ScenarioError, write_results
 from recarena.scenarios.comparisons import Comparison, compare_users, coverage_of, gini_of, holm, population_comparison
 
+
+
+RUN = "ab"
+"""The A/B test's run label in the event store."""
 
 
 class ABConfigError(ScenarioError):
@@ -53,20 +57,15 @@ class ABConfigError(ScenarioError):
 
 
 @dataclass
-class ABConfig:
+class ABConfig(UserKindOptions):
     """What `recarena ab` (and `recarena run experiment.yaml`) runs."""
 
-    dataset: str = option("ml-100k", "built-in dataset name (ml-100k, ml-1m) or a folder of data files")
     arms: str = option("pop,bpr", f"comma-separated recommenders under test (registry names: {', '.join(recommender_names())})")
     control: str = option("", "the control arm (default: the first of --arms)")
     model_params: list[str] = option([], "hyper-parameters as MODEL.name=value, e.g. sasrec.epochs=10 bpr.dim=32")
     users: int = option(200, "simulated users (drawn from the dataset's users with the seed)")
     pages: int = option(5, "most pages per session")
     slate_size: int = option(10, "items per page")
-    user_kind: UserKind = option("statistical", "simulated users: statistical (fast, no LLM), llm, or hybrid (LLM pooled with the data)")
-    llm: str = option("embedded", "the users' LLM: 'embedded' (SmolLM2 in-process) or 'openai:MODEL@BASE_URL' (vLLM, Ollama, OpenAI)")
-    llm_cache: Path | None = option(Path("runs/llm-cache.sqlite"), "SQLite cache of LLM answers (a warm rerun makes no calls)")
-    calibration_users: int = option(20, "users whose held-out items calibrate the hybrid users' blend")
     design: Literal["paired", "split"] = option("paired", "paired twins (every user meets every arm) or split (random assignment)")
     test: Literal["t", "rank"] = option("t", "t: paired t / Welch; rank: Wilcoxon / Mann-Whitney")
     alpha: float = option(0.05, "significance level (after Holm's correction across arms and metrics)")
@@ -76,14 +75,10 @@ class ABConfig:
     explore_pool: int = option(50, "the control's top items an exploring slate is drawn from")
     aa: bool = option(False, "run the A/A self-check instead: the control against itself --aa-runs times")
     aa_runs: int = option(200, "A/A replicates (each with its own users and draws)")
-    seed: int = option(0, "seed of the users, their draws, the models and the bootstrap")
     out: Path = option(Path("runs/ab"), "run directory: event store, config, models, results.json, report.html")
-    threads: int = option(8, "threads for LLM users' pages (their calls go out together)")
     backend: Literal["local", "ray"] = option("local", "where sessions run: this process, or shards as Ray tasks (pip install 'recarena[ray]'); same events either way")
     workers: int = option(2, "Ray workers (CPUs of a local Ray; the shards are 2 per worker)")
     ray_address: str = option("", "an existing Ray cluster's address (default: start a local Ray with --workers CPUs)")
-    progress: bool = option(True, "show progress bars")
-    html: bool = option(True, "write report.html")
 
     def arm_models(self) -> list[str]:
         return [a.strip() for a in self.arms.split(",") if a.strip()]
@@ -122,90 +117,70 @@ class ABConfig:
         if self.backend == "ray" and self.aa:
             raise ABConfigError("backend: the A/A self-check runs in memory; use --backend local with --aa")
 
+    def world_spec(self) -> WorldSpec:
+        """What building this test's world reads (validates first; a bad --model-params fails here)."""
+        self.validate()
+        return WorldSpec(self.dataset, tuple(dict.fromkeys(self.arm_models())), parse_model_params(self.model_params, self.arm_models()),
+                         self.user_kind, self.llm, self.llm_cache, self.calibration_users, self.seed, self.progress)  # fmt: skip
+
+    def assignment(self) -> Assignment:
+        """Who meets which arm (the A/A check: the control and its copy ``CONTROL#A'``)."""
+        labels = self.arm_labels() if not self.aa else [self.arm_labels()[0], self.arm_labels()[0] + "#A'"]
+        return Assignment(self.users, tuple(labels), self.design)
+
+    def comparison_plan(self) -> ComparisonPlan:
+        """What summarising the arms reads."""
+        return ComparisonPlan(dict(zip(self.arm_labels(), self.arm_models())), self.pages, self.design, self.test, self.alpha,
+                              self.bootstrap, self.seed)  # fmt: skip
+
+    def shard_settings(self) -> ShardSettings:
+        """What each shard of a distributed run reads besides the world."""
+        return ShardSettings(self.user_kind, self.seed, self.pages, self.slate_size, self.threads, self.quotes, self.llm, self.llm_cache)
+
     def recorded(self) -> dict[str, Any]:
         """The settings that define the run (what a resume must match)."""
         skip = {"progress", "html", "threads", "out", "llm_cache", "quotes", "backend", "workers", "ray_address"}
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items() if k not in skip}
 
 
-def model_params(config: ABConfig) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {}
-    for text in config.model_params:
-        model, dot, rest = text.partition(".")
-        if not dot or model not in config.arm_models():
-            raise ABConfigError(f"model_params: {text!r} must be MODEL.name=value with MODEL one of {config.arm_models()}")
-        out.setdefault(model, {}).update(parse_assignments([rest]))
-    return out
+@dataclass(frozen=True)
+class Assignment:
+    """Who meets which arm: `users` users drawn from the dataset, and each arm's share of them by `design`."""
+
+    users: int
+    labels: tuple[str, ...]
+    design: Literal["paired", "split"]
 
 
-@dataclass
-class World:
-    """Everything fitted once: data, split, users' kit, the arms' recommenders, the LLM and blend."""
+@dataclass(frozen=True)
+class ComparisonPlan:
+    """What summarising and comparing the arms reads."""
 
-    dataset: Dataset
-    split: Split
-    kit: UserKit
-    recommenders: dict[str, Recommender]
-    fit_seconds: dict[str, float] = field(default_factory=dict)
-    llm: Any = None
-    blend: Any = None
-
-    def user_factory(self, kind: UserKind):
-        if kind == "statistical":
-            return self.kit.statistical_user
-        if kind == "llm":
-            return lambda u, rng: self.kit.llm_user(u, rng, self.llm)
-        return lambda u, rng: self.kit.hybrid_user(u, rng, self.llm, self.blend)
+    models: dict[str, str]
+    """Each arm's label to its model's registry name."""
+    pages: int
+    design: Literal["paired", "split"]
+    test: Literal["t", "rank"]
+    alpha: float
+    bootstrap: int
+    seed: int
 
 
-def build_world(config: ABConfig, models_dir: Path | None = None) -> World:
-    """Load the data, fit (or load) each model once, build the users' kit, and the LLM when needed."""
-    config.validate()
-    params = model_params(config)
-    dataset = load_dataset(config.dataset)
-    split = leave_one_out(dataset)
-    train = split.train_dataset()
-    recommenders, seconds = {}, {}
-    for model in dict.fromkeys(config.arm_models()):
-        built = build_recommender(model, {"seed": config.seed, **params.get(model, {})})  # bad params fail before training
-        path = models_dir / model if models_dir is not None else None
-        started = time.perf_counter()
-        if path is not None and (path / "recommender.json").exists():
-            built = Recommender.load(path)
-        else:
-            built.fit(train, valid=split.valid)
-            if path is not None:
-                built.save(path)
-        recommenders[model], seconds[model] = built, time.perf_counter() - started
-    kit = build_user_kit(train, seed=config.seed)
-    world = World(dataset, split, kit, recommenders, seconds)
-    if config.user_kind != "statistical":
-        from recarena.agents.calibration import calibrate_blend
-        from recarena.agents.llm import LLMConfig, make_llm
-
-        world.llm = make_llm(config.llm, LLMConfig(cache_path=config.llm_cache, progress=False))
-        if config.user_kind == "hybrid":
-            held_out = pd.concat([split.valid, split.test], ignore_index=True)
-            world.blend = calibrate_blend(kit, held_out, world.llm, n_users=config.calibration_users, positives_per_user=2,
-                                          negatives=3, seed=config.seed, progress=config.progress)  # fmt: skip
-    return world
-
-
-def assign_users(config: ABConfig, n_users: int, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def assign_users(config: Assignment, n_users: int, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The drawn users and each arm's users (all of them when paired; a balanced random share when split)."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
+    rng = AB_USERS.generator(seed)
     users = np.sort(rng.choice(n_users, size=min(config.users, n_users), replace=False))
-    labels = config.arm_labels() if not config.aa else [config.arm_labels()[0], config.arm_labels()[0] + "#A'"]
+    labels = config.labels
     if config.design == "paired":
         return users, {label: users for label in labels}
     order = rng.permutation(users)
     return users, {label: np.sort(order[k :: len(labels)]) for k, label in enumerate(labels)}
 
 
-def compare_arms(config: ABConfig, per_user: dict[str, pd.DataFrame], counts: dict[str, np.ndarray], control: str, seed: int,
+def compare_arms(config: ComparisonPlan, per_user: dict[str, pd.DataFrame], counts: dict[str, np.ndarray], control: str, seed: int,
                  metrics: tuple[str, ...] = am.USER_METRICS, population: bool = True) -> list[Comparison]:
     """Every metric of every arm against `control`, Holm-adjusted across the whole family."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 3]))
+    rng = AB_STATISTICS.generator(seed)
     out: list[Comparison] = []
     base = per_user[control]
     for arm, frame in per_user.items():
@@ -227,37 +202,40 @@ def run_ab(config: ABConfig, world: World | None = None) -> dict[str, Any]:
     config.validate()
     started = time.perf_counter()
     run_dir = RunDirectory(config.out, config.recorded(), config.seed)
-    world = world or build_world(config, models_dir=config.out / "models")
-    users, arms = assign_users(config, world.dataset.n_users, config.seed)
+    world = world or build_world(config.world_spec(), models_dir=config.out / "models")
+    users, arms = assign_users(config.assignment(), world.dataset.n_users, config.seed)
     labels, models = config.arm_labels(), dict(zip(config.arm_labels(), config.arm_models()))
     control = config.control_label()
     twins = Twins(world.user_factory(config.user_kind), users, config.seed)
-    exploration = Exploration(config.explore, config.explore_pool)
+    # The control logs for off-policy estimates: a random ordered slate from its top pool on some pages.
+    exploration = SlatePolicy(page_epsilon=config.explore, pool=config.explore_pool)
     usage: dict[str, dict[str, float]] = {}
     bar = tqdm(total=sum(len(v) for v in arms.values()), desc="sessions (users x arms)", disable=not config.progress)
     executor = make_executor(config.backend, config.workers, config.ray_address or None) if config.backend != "local" else None
-    shared = executor.share(shared_world(world, config)) if executor is not None else None
+    shared = executor.share(shared_world(world, config.shard_settings())) if executor is not None else None
     for position, label in enumerate(labels):
-        explore = exploration if label == control else Exploration()
+        explore = exploration if label == control else SlatePolicy()
         if executor is None:
-            arm_run = simulate_arm(label, position, world.recommenders[models[label]], twins, arms[label], seed=config.seed,
-                                   pages=config.pages, slate_size=config.slate_size, store=run_dir.events, exploration=explore,
+            arm_run = simulate_arm(RUN, label, position, world.recommenders[models[label]], twins, arms[label], seed=config.seed,
+                                   pages=config.pages, slate_size=config.slate_size, store=run_dir.events, policy=explore,
                                    quotes=config.quotes, llm=world.llm, threads=config.threads, progress=bar)  # fmt: skip
         else:
-            arm_run = simulate_arm_sharded(executor, shared, config, label, position, models[label], arms[label], explore,
-                                           run_dir.events, progress=bar)  # fmt: skip
+            arm_run = simulate_arm_sharded(executor, shared, config.shard_settings(), label, position, models[label], arms[label], explore,
+                                           run_dir.events, progress=bar, run=RUN)  # fmt: skip
         usage[label] = {**arm_run.llm_usage, "seconds": arm_run.seconds}
     bar.close()
     if executor is not None:
         executor.close()
-    impressions, sessions = store_frames(run_dir.events)
-    results = summarise(config, world, users, arms, impressions, sessions, usage, control)
+    impressions, sessions = store_frames(run_dir.events, RUN)
+    results = {"config": config.recorded() | {"out": str(config.out)},
+               **summarise(config.comparison_plan(), world, users, arms, impressions, sessions, usage, control)}  # fmt: skip
     results["run"] = {"directory": str(config.out), "seed": config.seed, "versions": run_dir.meta.get("versions"),
                       "resumed": run_dir.resumed, "seconds": time.perf_counter() - started}  # fmt: skip
     from recarena.scenarios.ab.ope import off_policy_estimates
 
     if config.explore > 0:
-        results["ope"] = off_policy_estimates(world, config, impressions, arms, models, control)
+        results["ope"] = off_policy_estimates(world, impressions, arms, models, control, slate_size=config.slate_size,
+                                              epsilon=config.explore, pool_depth=config.explore_pool)  # fmt: skip
     results["results_file"] = str(write_results(results, config.out))
     if config.html:
         from recarena.scenarios.ab.report import write_report
@@ -267,10 +245,11 @@ def run_ab(config: ABConfig, world: World | None = None) -> dict[str, Any]:
     return results
 
 
-def summarise(config: ABConfig, world: World, users: np.ndarray, arms: dict[str, np.ndarray], impressions: pd.DataFrame,
+def summarise(config: ComparisonPlan, world: World, users: np.ndarray, arms: dict[str, np.ndarray], impressions: pd.DataFrame,
               sessions: pd.DataFrame, usage: dict[str, dict[str, float]], control: str) -> dict[str, Any]:
+    """Each arm's figures and every comparison with the control (the results without the config and run blocks)."""
     information = am.self_information(world.split.train_dataset())
-    models = dict(zip(config.arm_labels(), config.arm_models()))
+    models = config.models
     per_user, counts, figures = {}, {}, {}
     for label, arm_users in arms.items():
         imp, ses = impressions[impressions["arm"] == label], sessions[sessions["arm"] == label]
@@ -292,7 +271,7 @@ def summarise(config: ABConfig, world: World, users: np.ndarray, arms: dict[str,
     real_ratings = pd.to_numeric(real.loc[real["user"].isin(users), "rating"]).round().clip(1, 5).astype(int).value_counts().sort_index()
     quotes = sessions[sessions["liked"].fillna("").astype(str).str.len() > 0][["arm", "user", "satisfaction", "liked", "missed"]]
     return {
-        "config": config.recorded() | {"out": str(config.out)}, "control": control, "design": config.design,
+        "control": control, "design": config.design,
         "dataset": world.dataset.name, "split": world.split.summary(), "users": users.tolist(),
         "arms": figures, "comparisons": [c.as_dict() for c in comparisons],
         "real_ratings": {str(k): int(v) for k, v in real_ratings.items()},
@@ -309,7 +288,7 @@ def run_aa(config: ABConfig, world: World | None = None, runs: int | None = None
     of runs with p < alpha (it should sit near alpha)."""
     config.validate()
     runs = config.aa_runs if runs is None else runs
-    world = world or build_world(config)
+    world = world or build_world(config.world_spec())
     model = config.arm_models()[0]
     recommender = world.recommenders[model]
     make_user = world.user_factory(config.user_kind)
@@ -318,16 +297,16 @@ def run_aa(config: ABConfig, world: World | None = None, runs: int | None = None
     p_values = {m: [] for m in metrics}
     for r in tqdm(range(runs), desc="A/A runs", disable=not config.progress):
         seed = config.seed * 1_000_003 + r
-        users, arms = assign_users(config, world.dataset.n_users, seed)
+        users, arms = assign_users(config.assignment(), world.dataset.n_users, seed)
         per_user = {}
         if config.user_kind == "statistical":  # vectorised, no user objects: 200 runs in seconds
             for position, (label, arm_users) in enumerate(arms.items()):
                 per_user[label] = fast_statistical_sessions(world.kit, recommender, arm_users, pages=config.pages,
                                                             slate_size=config.slate_size,
-                                                            rng=np.random.default_rng(np.random.SeedSequence([seed, position])))  # fmt: skip
+                                                            rng=AA_ARM.generator(seed, arm=position))  # fmt: skip
         twins = Twins(make_user, users, seed) if not per_user else None
         for position, (label, arm_users) in enumerate(arms.items() if twins is not None else []):
-            arm_run = simulate_arm(label, position, recommender, twins, arm_users, seed=seed, pages=config.pages,
+            arm_run = simulate_arm(RUN, label, position, recommender, twins, arm_users, seed=seed, pages=config.pages,
                                    slate_size=config.slate_size, llm=world.llm, threads=config.threads)  # fmt: skip
             imp, ses = records_to_frames(arm_run.records)
             per_user[label] = am.user_metrics(imp, ses, arm_users, world.dataset, information)
@@ -350,7 +329,7 @@ def _nanmean(series: pd.Series) -> float | None:
 class ABScenario(Scenario[ABConfig]):
     """Simulated A/B test: each arm's recommender meets the same simulated users (paired twins) or a random share of
     them (split); effects against the control with bootstrap intervals, tests, Holm correction and the users needed
-    for 80%% power; results.json and report.html in --out. With --aa, the A/A self-check instead."""
+    for 80% power; results.json and report.html in --out. With --aa, the A/A self-check instead."""
 
     name = "ab"
     help = "simulated A/B test of recommenders with simulated users (--aa: the A/A self-check)"

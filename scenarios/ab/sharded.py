@@ -1,8 +1,8 @@
 """The A/B test's sessions in shards, on any `recarena.simulator.parallel` executor (Ray included).
 
 Each arm's users not yet in the event store are cut into contiguous shards; a shard rebuilds its
-users from the shared world with the same per-user seeds as the local path (seed, arm, user id),
-runs `simulate_arm` without a store, and returns its records; the driver writes each shard's
+users from the shared world with the same per-user streams as the local path (seed, arm, user id),
+runs `simulate_arm` (recarena.simulator.arm_sessions) without a store, and returns its records; the driver writes each shard's
 sessions to the event store as the shard finishes. So a run gives the same events wherever its
 shards ran, and a killed run resumes from the sessions already stored.
 
@@ -16,63 +16,84 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from recarena.agents.kit import UserKind
+
+from recarena.simulator.arm_sessions import ArmRun, Twins, simulate_arm
 from recarena.simulator.events import EventStore
+from recarena.simulator.exploration import SlatePolicy
 from recarena.simulator.parallel import Executor, split_evenly
 
-from recarena.scenarios.ab.sessions import RUN, ArmRun, Exploration, Twins, simulate_arm
+if TYPE_CHECKING:
+    from recarena.scenarios.ab.world import World
 
 _WORKER_LLMS: dict[tuple[str, str], Any] = {}
 
 
 @dataclass(frozen=True)
 class ArmShard:
-    """One shard's work: which arm, which users, and who is interviewed in words."""
+    """One shard's work: which run and arm, which users, and who is interviewed in words."""
 
+    run: str
     label: str
     position: int
     model: str
     users: tuple[int, ...]
-    exploration: Exploration
+    policy: SlatePolicy
     quoted: frozenset[int]
 
 
-def shared_world(world: Any, config: Any) -> tuple[Any, Any]:
-    """What every shard needs, without the (process-bound) LLM: ``(world, config)``."""
+@dataclass(frozen=True)
+class ShardSettings:
+    """What every shard reads besides the world (`ABConfig.shard_settings`)."""
+
+    user_kind: UserKind
+    seed: int
+    pages: int
+    slate_size: int
+    threads: int
+    quotes: int
+    llm: str
+    llm_cache: Path | None
+
+
+def shared_world(world: World, config: ShardSettings) -> tuple[World, ShardSettings]:
+    """What every shard needs, without the (process-bound) LLM: ``(world, settings)``."""
     return dataclasses.replace(world, llm=None), config
 
 
-def _worker_llm(config: Any) -> Any:
+def _worker_llm(config: ShardSettings) -> Any:
     key = (config.llm, str(config.llm_cache))
     if key not in _WORKER_LLMS:
-        from recarena.agents.llm import LLMConfig, make_llm
+        from recarena.agents.llm import build_llm
 
-        _WORKER_LLMS[key] = make_llm(config.llm, LLMConfig(cache_path=config.llm_cache, progress=False))
+        _WORKER_LLMS[key] = build_llm(config.llm, config.llm_cache)
     return _WORKER_LLMS[key]
 
 
-def run_shard(shared: tuple[Any, Any], shard: ArmShard) -> ArmRun:
+def run_shard(shared: tuple[World, ShardSettings], shard: ArmShard) -> ArmRun:
     """Simulate one shard (runs wherever the executor puts it)."""
     world, config = shared
     if config.user_kind != "statistical" and world.llm is None:
         world = dataclasses.replace(world, llm=_worker_llm(config))
     twins = Twins(world.user_factory(config.user_kind), shard.users, config.seed)
-    return simulate_arm(shard.label, shard.position, world.recommenders[shard.model], twins, shard.users, seed=config.seed,
-                        pages=config.pages, slate_size=config.slate_size, store=None, exploration=shard.exploration,
+    return simulate_arm(shard.run, shard.label, shard.position, world.recommenders[shard.model], twins, shard.users, seed=config.seed,
+                        pages=config.pages, slate_size=config.slate_size, store=None, policy=shard.policy,
                         llm=world.llm, threads=config.threads, quoted=set(shard.quoted), keep_state=True)  # fmt: skip
 
 
-def simulate_arm_sharded(executor: Executor, shared: Any, config: Any, label: str, position: int, model: str, users: Any,
-                         exploration: Exploration, store: EventStore, progress: Any = None, shards: int | None = None) -> ArmRun:  # fmt: skip
-    """`simulate_arm` for one arm, its users cut into `shards` (default: 2 per worker) run by `executor`."""
+def simulate_arm_sharded(executor: Executor, shared: Any, config: ShardSettings, label: str, position: int, model: str, users: Any,
+                         policy: SlatePolicy, store: EventStore, progress: Any = None, shards: int | None = None, *, run: str) -> ArmRun:  # fmt: skip
+    """`simulate_arm` for one arm of run `run`, its users cut into `shards` (default: 2 per worker) run by `executor`."""
     started = time.perf_counter()
     quoted = frozenset(sorted(int(u) for u in users)[: config.quotes])
-    done = store.completed_sessions(RUN, label)
+    done = store.completed_sessions(run, label)
     todo = [int(u) for u in users if (0, int(u)) not in done]
     if progress is not None and len(todo) < len(users):
         progress.update(len(users) - len(todo))
-    jobs = [ArmShard(label, position, model, tuple(part), exploration, quoted)
+    jobs = [ArmShard(run, label, position, model, tuple(part), policy, quoted)
             for part in split_evenly(todo, shards or 2 * executor.workers)] if todo else []  # fmt: skip
     records, usage = [], {}
     for _, result in executor.imap_unordered(run_shard, shared, jobs):

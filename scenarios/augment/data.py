@@ -29,14 +29,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
-from recarena.recommenders.evaluation import metrics_from_hits, top_k_items
+from recarena.recommenders.evaluation import evaluate
 from recarena.recommenders.offline import history_scorer
+from recarena.simulator.arm_sessions import Twins, records_to_frames, simulate_arm
 from recarena.simulator.data import Dataset
-from recarena.simulator.data.dataset import per_user
 from recarena.simulator.data.splits import Split
-
-from recarena.scenarios.ab.sessions import Twins, records_to_frames, simulate_arm
+from recarena.simulator.data.streams import AUGMENT_SHOWN_RATINGS
 
 PROVENANCE = "source"
 REAL, SIMULATED, POPULARITY, RANDOM, SHOWN = "real", "simulated", "popularity", "random", "shown"
@@ -93,7 +91,7 @@ def simulate_interactions(make_user: Callable[[int, np.random.Generator], Any], 
     twins = Twins(make_user, [int(u) for u in users], seed)
     watched, shown = [], []
     for session in range(sessions):
-        run = simulate_arm(f"session-{session}", session, browse, twins, users, seed=seed, pages=pages, slate_size=slate_size,
+        run = simulate_arm("augment", f"session-{session}", session, browse, twins, users, seed=seed, pages=pages, slate_size=slate_size,
                            llm=llm, threads=threads, progress=progress)  # fmt: skip
         impressions, _ = records_to_frames(run.records)
         impressions["session"] = session
@@ -105,7 +103,7 @@ def simulate_interactions(make_user: Callable[[int, np.random.Generator], Any], 
     counts = np.bincount(simulated["user"].to_numpy(), minlength=train.n_users)
     control = _new_in_order(pd.concat(shown, ignore_index=True), train, counts)
     ratings = train.interactions["rating"].to_numpy(np.float32)
-    drawn = np.random.default_rng(seed).choice(ratings, size=len(control)) if train.has_ratings and len(ratings) else np.ones(len(control))
+    drawn = AUGMENT_SHOWN_RATINGS.generator(seed).choice(ratings, size=len(control)) if train.has_ratings and len(ratings) else np.ones(len(control))
     return simulated, _as_interactions(control, drawn, SHOWN, train)
 
 
@@ -150,30 +148,11 @@ def naive_interactions(kind: str, counts: pd.Series, train: Dataset, rng: np.ran
 
 # ---------------------------------------------------------------------- evaluation
 def per_user_metrics(model: Any, split: Split, part: str = "test", k: int = 10) -> pd.DataFrame:
-    """NDCG@k and Recall@k per evaluated user (the protocol of `recommenders.evaluation.evaluate`, kept per user).
+    """NDCG@k and Recall@k per evaluated user, from `recommenders.evaluation.evaluate` (index ``user``).
 
     Items the user had before `part` in `split` are excluded (for an augmented split that
     includes the user's synthetic items); the model conditions on that history."""
-    targets = split.valid if part == "valid" else split.test
-    users = np.unique(targets["user"].to_numpy())
-    n_users, n_items = split.dataset.n_users, split.dataset.n_items
-    known = per_user(split.known_before(part), n_users)
-    wanted = per_user(targets, n_users)
-    scorer = history_scorer(model, split, part)
-    k_max = min(k, n_items)
-    rows: dict[str, list[np.ndarray]] = {f"ndcg@{k}": [], f"recall@{k}": []}
-    batch_size = max(1, (1 << 22) // max(1, n_items))
-    for start in range(0, len(users), batch_size):
-        batch = users[start : start + batch_size]
-        scores = torch.as_tensor(scorer(batch)).to(torch.float32).clone()
-        for row, u in enumerate(batch.tolist()):
-            scores[row, torch.as_tensor(known[u], dtype=torch.long)] = -torch.inf
-        top = top_k_items(scores, k_max)
-        is_target = torch.zeros(len(batch), n_items, dtype=torch.bool)
-        for row, u in enumerate(batch.tolist()):
-            is_target[row, torch.as_tensor(wanted[u], dtype=torch.long)] = True
-        n_targets = torch.as_tensor([len(np.unique(wanted[u])) for u in batch.tolist()])
-        values = metrics_from_hits(torch.gather(is_target, 1, top), n_targets, (k,))
-        for name in rows:
-            rows[name].append(values[name].numpy())
-    return pd.DataFrame({name: np.concatenate(v) if v else np.empty(0) for name, v in rows.items()}, index=pd.Index(users, name="user"))
+    n_items = split.dataset.n_items
+    result = evaluate(history_scorer(model, split, part), split, part, (k,), per_user=True,
+                      batch_size=max(1, (1 << 22) // max(1, n_items)))  # the batches the recorded figures were scored in
+    return result.per_user[[f"ndcg@{k}", f"recall@{k}"]]

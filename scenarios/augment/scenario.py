@@ -29,6 +29,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -37,21 +38,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from recarena.agents.kit import UserKind
 from recarena.recommenders import (
     RecommenderError,
     build_recommender,
-    parse_assignments,
     recommender_class,
 )
 from recarena.simulator.data import Dataset, load_dataset
 from recarena.simulator.data.formats import write_atomic
 from recarena.simulator.data.splits import Split, leave_one_out
+from recarena.simulator.data.streams import AUGMENT_REPLICATE
 from tqdm.auto import tqdm
 
 from recarena.scenarios.augment import data as ad
 from recarena.scenarios.augment.stats import summarise
-from recarena.scenarios.config import option
+from recarena.scenarios.config import UserKindOptions, option, parse_model_params
 from recarena.scenarios.contract import Scenario, ScenarioError, write_results
 
 REGIMES = ("sparse", "full")
@@ -64,18 +64,14 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
 
 
 @dataclass
-class AugmentConfig:
+class AugmentConfig(UserKindOptions):
     """What `recarena augment` (and `recarena run` with ``kind: augment``) runs."""
 
-    dataset: str = option("ml-100k", "built-in dataset name (ml-100k, ml-1m) or a folder of data files")
     recommenders: str = option("bpr,lightgcn,sasrec", "comma-separated recommenders trained on real and on real + synthetic data (registry names)")
     model_params: list[str] = option([], "hyper-parameters as MODEL.name=value, e.g. sasrec.epochs=10 bpr.dim=32")
     regimes: str = option("sparse,full", "training regimes: sparse (each user's first sparse-min..sparse-max interactions) and/or full")
     sparse_min: int = option(5, "sparse regime: fewest training interactions kept per user")
     sparse_max: int = option(20, "sparse regime: most training interactions kept per user")
-    user_kind: UserKind = option("statistical", "simulated users: statistical (fast, no LLM), llm, or hybrid (LLM pooled with the data)")
-    llm: str = option("embedded", "the users' LLM: 'embedded' (SmolLM2 in-process) or 'openai:MODEL@BASE_URL'")
-    llm_cache: Path | None = option(Path("runs/llm-cache.sqlite"), "SQLite cache of LLM answers (a warm rerun makes no calls)")
     calibration_users: int = option(20, "users whose last two training interactions calibrate the hybrid users' blend")
     browse: str = option("pop", "where the simulated users' pages come from: a recommender fitted on the training part "
                                 "(pop, itemknn, bpr, ...) or random (a uniform candidate pool)")
@@ -90,12 +86,8 @@ class AugmentConfig:
     seeds: int = option(3, "replicates: each simulates the users anew and refits every model with its own seed")
     bootstrap: int = option(2000, "bootstrap resamples for the intervals over users")
     level: float = option(0.95, "confidence level of the intervals")
-    seed: int = option(0, "seed of everything random")
     out: Path = option(Path("runs/augment"), "output folder: results.json, report.html, synthetic/")
-    threads: int = option(8, "threads for LLM users' pages (their calls go out together)")
     export: bool = option(True, "write the first replicate's synthetic data (parquet + RecBole atomic files) under out/synthetic")
-    progress: bool = option(True, "show a progress bar")
-    html: bool = option(True, "write report.html")
 
     def recommender_names(self) -> list[str]:
         return [name.strip() for name in self.recommenders.split(",") if name.strip()]
@@ -141,19 +133,9 @@ class AugmentConfig:
 
     def params(self) -> dict[str, dict[str, Any]]:
         """Each recommender's parameters: the modest defaults, then --model-params (validated here)."""
-        out: dict[str, dict[str, Any]] = {}
-        for name in self.recommender_names():
-            fields = recommender_class(name).Params.model_fields
-            defaults = {"progress": False, **DEFAULT_PARAMS.get(name, {})}
-            out[name] = {k: v for k, v in defaults.items() if k in fields}
-        for text in self.model_params:
-            model, dot, rest = text.partition(".")
-            if not dot or model not in out:
-                raise ScenarioError(f"model_params: {text!r} must be MODEL.name=value with MODEL one of {self.recommender_names()}")
-            try:
-                out[model].update(parse_assignments([rest]))
-            except RecommenderError as error:
-                raise ScenarioError(f"model_params: {error}") from None
+        out = {name: {"progress": False, **DEFAULT_PARAMS.get(name, {})} for name in self.recommender_names()}
+        for model, values in parse_model_params(self.model_params, self.recommender_names()).items():
+            out[model].update(values)
         for name, values in out.items():
             try:
                 build_recommender(name, values)
@@ -167,7 +149,7 @@ class AugmentConfig:
 
 
 def replicate_seed(config: AugmentConfig, regime: str, rep: int, salt: int = 0) -> np.random.SeedSequence:
-    return np.random.SeedSequence([config.seed, REGIMES.index(regime), rep, salt])
+    return AUGMENT_REPLICATE.sequence(config.seed, regime=REGIMES.index(regime), replicate=rep, salt=salt)
 
 
 def int_seed(sequence: np.random.SeedSequence) -> int:
@@ -188,19 +170,19 @@ def make_users(config: AugmentConfig, train: Dataset, seed: int, llm: Any, progr
     from recarena.agents.preferences import PreferenceConfig
 
     kit = build_user_kit(train, seed=seed, preference_config=PreferenceConfig(seed=seed, epochs=config.preference_epochs))
-    if config.user_kind == "statistical":
-        return kit.statistical_user
-    if config.user_kind == "llm":
-        return lambda u, rng: kit.llm_user(u, rng, llm)
-    from recarena.agents.calibration import calibrate_blend
+    if config.user_kind != "hybrid":
+        return kit.factory(config.user_kind, llm)
+    from recarena.agents.calibration import calibrate_on_validation
 
-    inner = leave_one_out(train)  # the last two training interactions of each user calibrate; the kit below never sees them
-    calibration_kit = build_user_kit(inner.train_dataset(), seed=seed,
+    # The last two training interactions of each user calibrate, as validation; the kit below never sees them.
+    # (No real held-out interaction is in `train`, so none can reach the blend.)
+    inner = leave_one_out(train)
+    calibration = dataclasses.replace(inner, valid=pd.concat([inner.valid, inner.test], ignore_index=True), test=inner.test.iloc[:0])
+    calibration_kit = build_user_kit(calibration.train_dataset(), seed=seed,
                                      preference_config=PreferenceConfig(seed=seed, epochs=config.preference_epochs))
-    held_out = pd.concat([inner.valid, inner.test], ignore_index=True)
-    blend = calibrate_blend(calibration_kit, held_out, llm, n_users=config.calibration_users, positives_per_user=2, negatives=3,
-                            seed=seed, progress=progress)  # fmt: skip
-    return lambda u, rng: kit.hybrid_user(u, rng, llm, blend)
+    blend = calibrate_on_validation(calibration_kit, calibration, llm, n_users=config.calibration_users, positives_per_user=2,
+                                    seed=seed, progress=progress)  # fmt: skip
+    return kit.factory("hybrid", llm, blend)
 
 
 def synthesize(config: AugmentConfig, train: Dataset, make_user: Any, regime: str, rep: int, llm: Any, bar: Any) -> dict[str, pd.DataFrame]:
@@ -211,7 +193,7 @@ def synthesize(config: AugmentConfig, train: Dataset, make_user: Any, regime: st
     if config.users:
         rng = np.random.default_rng(replicate_seed(config, regime, rep, 3))
         users = np.sort(rng.choice(users, size=min(config.users, len(users)), replace=False))
-    browse = build_recommender(config.browse, {"seed": rep_seed, **({"progress": False} if "progress" in recommender_class(config.browse).Params.model_fields else {})})
+    browse = build_recommender(config.browse, {"seed": rep_seed, "progress": False})
     browse.fit(train)  # no validation: held-out items never reach the page source
     cap = np.ceil(config.ratio * counts).astype(np.int64)
     simulated, shown = ad.simulate_interactions(make_user, browse, train, users, sessions=config.sessions, pages=config.pages,
@@ -249,9 +231,9 @@ def run_augment(config: AugmentConfig) -> dict[str, Any]:
     split = leave_one_out(dataset)
     llm = None
     if config.user_kind != "statistical":
-        from recarena.agents.llm import LLMConfig, make_llm
+        from recarena.agents.llm import build_llm
 
-        llm = make_llm(config.llm, LLMConfig(cache_path=config.llm_cache, progress=False))
+        llm = build_llm(config.llm, config.llm_cache)
     regimes, names, variants = config.regime_names(), config.recommender_names(), config.variants()
     bar = tqdm(total=len(regimes) * config.seeds * len(names) * len(variants), desc="augment: fits", disable=not config.progress)
     metrics: dict[tuple[str, str, str], list[pd.DataFrame]] = {}
@@ -286,7 +268,8 @@ def run_augment(config: AugmentConfig) -> dict[str, Any]:
                     timings["fits"] += time.perf_counter() - t1
                     bar.update(1)
     bar.close()
-    results = summarise(config, metrics, volumes, variants)
+    results = summarise(metrics, volumes, variants, regimes=regimes, recommenders=names, seed=config.seed, bootstrap=config.bootstrap,
+                        level=config.level, seeds=config.seeds)  # fmt: skip
     results["run"] = {"directory": str(config.out), "synthetic_files": files}
     results["config"] = config.recorded()
     results["timings"] = {**timings, "total": time.perf_counter() - started}

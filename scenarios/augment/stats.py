@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from recarena.simulator.data.streams import AUGMENT_BOOTSTRAP
 from scipy import stats as sps
 
 from recarena.scenarios.comparisons import bootstrap_ci, p_value_of
@@ -66,22 +67,26 @@ def compare(variant: list[pd.DataFrame], baseline: list[pd.DataFrame], metric: s
             "p_value": p_value_of(control, arm, "paired", "t"), "verdict": verdict((low, high), (seed_low, seed_high))}  # fmt: skip
 
 
-def summarise(config: Any, metrics: dict[tuple[str, str, str], list[pd.DataFrame]], volumes: dict[str, list[dict[str, Any]]],
-              variants: Sequence[str]) -> dict[str, Any]:
-    """The results' ``regimes`` block: per regime, the data volumes and per recommender each variant and comparison."""
-    rng = np.random.default_rng(np.random.SeedSequence([config.seed, 99]))
+def summarise(metrics: dict[tuple[str, str, str], list[pd.DataFrame]], volumes: dict[str, list[dict[str, Any]]],
+              variants: Sequence[str], *, regimes: Sequence[str], recommenders: Sequence[str], seed: int, bootstrap: int,
+              level: float, seeds: int) -> dict[str, Any]:
+    """The results' ``regimes`` block: per regime, the data volumes and per recommender each variant and comparison.
+
+    `metrics` holds per-user frames by (regime, recommender, variant), one per replicate (`seeds` of them);
+    intervals have confidence `level`, from `bootstrap` resamples drawn with `seed`."""
+    rng = AUGMENT_BOOTSTRAP.generator(seed)
     out: dict[str, Any] = {}
-    for regime in config.regime_names():
+    for regime in regimes:
         models: dict[str, Any] = {}
-        for name in config.recommender_names():
+        for name in recommenders:
             frames = {v: metrics[(regime, name, v)] for v in variants}
             scores = {v: {m: {"mean": float(np.mean([f[m].mean() for f in frames[v]])),
                               "per_seed": [float(f[m].mean()) for f in frames[v]]} for m in METRICS} for v in variants}  # fmt: skip
-            comparisons = [{"variant": a, "baseline": b, **compare(frames[a], frames[b], m, rng, config.bootstrap, config.level)}
+            comparisons = [{"variant": a, "baseline": b, **compare(frames[a], frames[b], m, rng, bootstrap, level)}
                            for a, b in pairs_of(variants) for m in METRICS]  # fmt: skip
             models[name] = {"variants": scores, "comparisons": comparisons, "test_users": len(frames[variants[0]][0])}
         reps = volumes[regime]
         simulated, real = (float(np.mean([r[key] for r in reps])) for key in ("simulated", "train"))
         out[regime] = {"volumes": reps, "synthetic_per_real": simulated / max(real, 1.0), "models": models}
-    return {"regimes": out, "metrics": list(METRICS), "level": config.level, "seeds": config.seeds,
+    return {"regimes": out, "metrics": list(METRICS), "level": level, "seeds": seeds,
             "variants": list(variants), "pairs": [list(p) for p in pairs_of(variants)]}  # fmt: skip

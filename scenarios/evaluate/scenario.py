@@ -1,7 +1,9 @@
 """Offline evaluation: fit a recommender on a split's training part and rank the held-out items.
 
-The scenario behind ``recarena evaluate``. The model is always reported beside
-the random baseline measured in the same run, and the result lands as JSON.
+The scenario behind ``recarena evaluate`` (and a YAML ``kind: evaluate``). The model is always
+reported beside the random baseline measured in the same run, and the result lands as JSON in
+the file ``--out`` names (the one scenario whose ``out`` is a file, not a folder: it writes no
+report.html).
 """
 
 from __future__ import annotations
@@ -10,37 +12,49 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from recarena.recommenders import Recommender, build_recommender, history_scorer, parse_assignments
-from recarena.recommenders.registry import recommender_names
+from recarena.recommenders import Recommender, RecommenderError, build_recommender, history_scorer, parse_assignments
+from recarena.recommenders.registry import recommender_class, recommender_names
 from recarena.recommenders.evaluation import EvaluationResult, evaluate, evaluate_sampled
 from recarena.simulator.data import load_dataset
 from recarena.simulator.data.splits import Split, make_split
 
-from recarena.scenarios.config import option
+from recarena.scenarios.config import CommonOptions, option
+from recarena.scenarios.contract import Scenario, ScenarioError
 
 # The registry's names, read from it so a new recommender needs no edit here; a Literal so --help lists them.
 ModelName = Literal[tuple(recommender_names())]  # type: ignore[valid-type]
 
 
 @dataclass
-class EvaluateConfig:
+class EvaluateConfig(CommonOptions):
     """What `recarena evaluate` runs."""
 
-    dataset: str = option("ml-100k", "built-in dataset name (ml-100k, ml-1m) or a folder of data files")
     model: ModelName = option("pop", "the recommender to evaluate (from the recommenders registry)")
     model_params: list[str] = option([], "the model's hyper-parameters as name=value (e.g. dim=64 lr=0.002)")
     split: Literal["loo", "temporal", "random"] = option("loo", "how interactions are held out")
     k: list[int] = option([10], "cut-offs for HR, Recall, NDCG and MRR")
     sampled: bool = option(False, "also report the sampled protocol (target vs 100 negatives)")
-    seed: int = option(0, "seed for the split, the random baseline and negative sampling")
     out: Path | None = option(None, "write the results as JSON to this file")
+
+    def validate(self) -> None:
+        """The cut-offs and the model's hyper-parameters (ScenarioError naming the field)."""
+        if not self.k or min(self.k) < 1:
+            raise ScenarioError(f"k: each cut-off must be at least 1, got {self.k}")
+        try:
+            params_type = recommender_class(self.model).Params
+        except RecommenderError as error:
+            raise ScenarioError(f"model: {error}") from None
+        try:
+            params_type.build(self.model, None, parse_assignments(self.model_params))
+        except RecommenderError as error:
+            raise ScenarioError(f"model_params: {error}") from None
 
 
 def _build(name: str, config: EvaluateConfig) -> Recommender:
     params = parse_assignments(config.model_params) if name == config.model else {}
-    return build_recommender(name, {"seed": config.seed, **params})
+    return build_recommender(name, {"seed": config.seed, "progress": config.progress, **params})
 
 
 def _run_one(model: Recommender, split: Split, config: EvaluateConfig) -> tuple[dict[str, EvaluationResult], float]:
@@ -58,7 +72,7 @@ def run_offline_evaluation(config: EvaluateConfig) -> dict:
     """Evaluate `config.model` and the random baseline; return (and optionally write) the report."""
     dataset = load_dataset(config.dataset)
     split = make_split(dataset, config.split, seed=config.seed)
-    report = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
+    report = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items() if k != "progress"},
               "dataset": dataset.name, "split": split.summary(), "models": {}}
     names = [config.model] + (["random"] if config.model != "random" else [])
     models = {name: _build(name, config) for name in names}  # bad parameters fail before any training
@@ -85,3 +99,21 @@ def format_report(report: dict) -> str:
         for name, values in rows.items():
             lines.append("  " + name.ljust(8) + "".join(f"{values[m]:11.4f}" for m in metrics))
     return "\n".join(lines)
+
+
+class EvaluateScenario(Scenario[EvaluateConfig]):
+    """Offline evaluation: fit a recommender on the training part, rank every item the user has not interacted with for the
+    held-out test item, and report HR, Recall, NDCG and MRR at each K beside a random baseline (and, with --sampled, the
+    sampled protocol against 100 negatives)."""
+
+    name = "evaluate"
+    help = "offline evaluation of a recommender against the random baseline"
+    config_type = EvaluateConfig
+
+    def run(self, config: EvaluateConfig) -> dict[str, Any]:
+        config.validate()
+        return run_offline_evaluation(config)
+
+    def summary(self, results: dict[str, Any]) -> str:
+        out = results["config"].get("out")
+        return format_report(results) + (f"\nresults written to {out}" if out is not None else "")

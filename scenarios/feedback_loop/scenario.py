@@ -2,10 +2,10 @@
 
     results = run_feedback_loop(FeedbackConfig(arms="pop,bpr,bpr+mmr", users=300, rounds=10, out=Path("runs/loop")))
 
-1. **World** (shared with the A/B test, `recarena.scenarios.ab.scenario.build_world`): the dataset is split leave-one-out
+1. **World** (shared with the A/B test, `recarena.scenarios.ab.world.build_world`): the dataset is split leave-one-out
    by time; every model is fitted once on the training part (early stopping on validation) and
    saved in ``out/models``; the users' kit is built on the same training part; hybrid users'
-   blend is calibrated on held-out items of `calibration_users` users.
+   blend is calibrated on the validation items of `calibration_users` users.
 2. **Arms**: ``MODEL[+mmr][+epsilon][+frozen]``. Every arm starts from the saved model (the same
    state), the same `users` users drawn with the seed, and the same per-user, per-round draws.
    ``+mmr`` re-ranks the model's top `pool` items for genre diversity, ``+epsilon`` fills each slot
@@ -27,7 +27,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +35,15 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from recarena.agents.kit import UserKind
 from recarena.recommenders import Recommender, RecommenderError, recommender_class, recommender_names
+from recarena.simulator.data.streams import FEEDBACK_BOOTSTRAP
 from recarena.simulator.exploration import SlatePolicy
-from recarena.simulator.metrics import FIGURES, genre_matrix, group_genre_figures
+from recarena.simulator.metrics import FIGURES, group_genre_figures
 from recarena.simulator.population import Population, PopulationConfig
 from recarena.simulator.rundir import RunDirectory
 
-from recarena.scenarios.config import option
+from recarena.scenarios.ab.world import World, WorldSpec, build_world
+from recarena.scenarios.config import UserKindOptions, option, parse_model_params
 from recarena.scenarios.contract import Scenario, ScenarioError, write_results
 
 MODIFIERS = ("mmr", "epsilon", "frozen")
@@ -67,10 +68,9 @@ class Arm:
 
 
 @dataclass
-class FeedbackConfig:
+class FeedbackConfig(UserKindOptions):
     """What `recarena feedback-loop` (and YAML ``kind: feedback-loop``) runs."""
 
-    dataset: str = option("ml-100k", "built-in dataset name (ml-100k, ml-1m) or a folder of data files")
     arms: str = option("random,pop,bpr,bpr+frozen,bpr+mmr,bpr+epsilon",
                        f"comma-separated arms MODEL[+mmr][+epsilon][+frozen]; MODEL a registry name ({', '.join(recommender_names())}); "
                        "+mmr: genre MMR re-ranking, +epsilon: epsilon-greedy slots, +frozen: never updated")  # fmt: skip
@@ -84,17 +84,9 @@ class FeedbackConfig:
     epsilon: float = option(0.2, "+epsilon arms: per slot, probability of a uniformly random catalogue item")
     mmr: float = option(0.5, "+mmr arms: weight of genre diversity against relevance, in (0, 1)")
     pool: int = option(100, "+mmr arms: how many of the model's top items are re-ranked")
-    user_kind: UserKind = option("statistical", "simulated users: statistical (fast, no LLM), llm, or hybrid (LLM pooled with the data)")  # fmt: skip
-    llm: str = option("embedded", "the users' LLM: 'embedded' (SmolLM2 in-process) or 'openai:MODEL@BASE_URL'")
-    llm_cache: Path | None = option(Path("runs/llm-cache.sqlite"), "SQLite cache of LLM answers (a warm rerun makes no calls)")
-    calibration_users: int = option(20, "users whose held-out items calibrate the hybrid users' blend")
     interview: bool = option(True, "interview users after each session (the satisfaction figure; an LLM call for LLM users)")
     bootstrap: int = option(1000, "bootstrap resamples for the intervals of the first-to-last changes")
-    seed: int = option(0, "seed of the users, their draws, exploration and the models")
     out: Path = option(Path("runs/feedback-loop"), "run directory: models, per-arm event stores, results.json, report.html")
-    threads: int = option(8, "threads for LLM users' pages (their calls go out together)")
-    progress: bool = option(True, "show progress bars")
-    html: bool = option(True, "write report.html")
 
     def arm_list(self) -> list[Arm]:
         """The parsed arms (FeedbackConfigError naming `arms` on a bad one)."""
@@ -139,33 +131,37 @@ class FeedbackConfig:
         if self.pool < self.slate_size and any(a.explore.mmr > 0 for a in arms):
             raise FeedbackConfigError(f"pool: must be at least slate_size ({self.slate_size}) for +mmr arms, got {self.pool}")
 
+    def world_spec(self) -> WorldSpec:
+        """What building the loop's world reads (the A/B test's world: `recarena.scenarios.ab.world`)."""
+        self.validate()
+        models = self.arm_models()
+        return WorldSpec(self.dataset, tuple(models), parse_model_params(self.model_params, models), self.user_kind, self.llm,
+                         self.llm_cache, self.calibration_users, self.seed, self.progress)  # fmt: skip
+
     def recorded(self) -> dict[str, Any]:
         """The settings that define the run (what a resume must match)."""
         skip = {"progress", "html", "threads", "out", "llm_cache", "bootstrap"}
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items() if k not in skip}
 
 
-def fresh_recommender(world: Any, model: str, models_dir: Path, progress: bool) -> Recommender:
+def fresh_recommender(world: World, model: str, models_dir: Path, progress: bool) -> Recommender:
     """A copy of the world's fitted `model` in its fitted state (every arm starts from the same one)."""
     path = models_dir / model
     if not (path / "recommender.json").exists():
         world.recommenders[model].save(path)
     recommender = Recommender.load(path)
-    if hasattr(recommender.params, "progress"):
-        recommender.params = recommender.params.model_copy(update={"progress": progress})
+    recommender.params = recommender.params.model_copy(update={"progress": progress})
     return recommender
 
 
-def run_feedback_loop(config: FeedbackConfig, world: Any = None) -> dict[str, Any]:
+def run_feedback_loop(config: FeedbackConfig, world: World | None = None) -> dict[str, Any]:
     """Run every arm's loop into ``config.out``; returns the results (also in results.json)."""
-    from recarena.scenarios.ab.scenario import build_world
-
     config.validate()
     started = time.perf_counter()
     out = Path(config.out)
     RunDirectory(out, config.recorded(), config.seed).close()  # a rerun into a run of other settings stops here, before any fitting
     models_dir = out / "models"
-    world = world or build_world(_quiet(config), models_dir=models_dir)  # duck-typed: the fields build_world reads are here
+    world = world or build_world(config.world_spec(), models_dir=models_dir)
     arms = config.arm_list()
     bar = tqdm(total=len(arms) * config.rounds, desc="rounds (arms x rounds)", disable=not config.progress)
     runs: dict[str, dict[str, Any]] = {}
@@ -182,15 +178,7 @@ def run_feedback_loop(config: FeedbackConfig, world: Any = None) -> dict[str, An
     return results
 
 
-def _quiet(config: FeedbackConfig) -> FeedbackConfig:
-    """`config` whose models train without their own bars when progress is off."""
-    if config.progress:
-        return config
-    silent = [f"{m}.progress=false" for m in config.arm_models() if "progress" in recommender_class(m).Params.model_fields]
-    return replace(config, model_params=silent + list(config.model_params))
-
-
-def _run_arm(config: FeedbackConfig, world: Any, arm: Arm, models_dir: Path, bar: Any) -> dict[str, Any]:
+def _run_arm(config: FeedbackConfig, world: World, arm: Arm, models_dir: Path, bar: Any) -> dict[str, Any]:
     started = time.perf_counter()
     before = _llm_total(world.llm)
     population_config = PopulationConfig(
@@ -246,14 +234,14 @@ def bootstrap_change(first: np.ndarray, last: np.ndarray, rng: np.random.Generat
     return {"change": float(last.mean() - first.mean()), "ci_low": float(low), "ci_high": float(high)}
 
 
-def summarise(config: FeedbackConfig, world: Any, arms: list[Arm], runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    matrix = genre_matrix(world.kit.history)
+def summarise(config: FeedbackConfig, world: World, arms: list[Arm], runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    matrix = world.kit.history.genre_matrix()
     last_round = config.rounds - 1
     out: dict[str, Any] = {}
     for position, arm in enumerate(arms):
         run = runs[arm.label]
         figures: pd.DataFrame = run["figures"]
-        rng = np.random.default_rng(np.random.SeedSequence([config.seed, 5, position]))
+        rng = FEEDBACK_BOOTSTRAP.generator(config.seed, arm=position)
         first_users = per_user_round_figures(run["impressions"], matrix, 0)
         last_users = per_user_round_figures(run["impressions"], matrix, last_round)
         changes = {m: bootstrap_change(first_users[m].to_numpy(float), last_users[m].to_numpy(float), rng, config.bootstrap) for m in PER_USER}
@@ -261,7 +249,7 @@ def summarise(config: FeedbackConfig, world: Any, arms: list[Arm], runs: dict[st
             if m not in changes:
                 changes[m] = {"change": _value(figures[m].iloc[-1]) - _value(figures[m].iloc[0]) if _both(figures[m]) else None}
         out[arm.label] = {
-            "model": arm.model, "explore": asdict(arm.explore), "frozen": arm.frozen,
+            "model": arm.model, "explore": arm.explore.recorded(), "frozen": arm.frozen,
             "rounds": [{m: _value(row[m]) for m in FIGURES} for _, row in figures.iterrows()],
             "first": {m: _value(figures[m].iloc[0]) for m in FIGURES}, "last": {m: _value(figures[m].iloc[-1]) for m in FIGURES},
             "change": changes, "users_first_round": int(len(first_users)), "users_last_round": int(len(last_users)),

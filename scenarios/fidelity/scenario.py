@@ -35,9 +35,10 @@ from recarena.recommenders import Recommender, RecommenderError, build_recommend
 from recarena.recommenders.base import torch_threads
 from recarena.simulator.data import Dataset, load_dataset
 from recarena.simulator.data.splits import Split, random_holdout
+from recarena.simulator.arm_sessions import Twins, records_to_frames, simulate_arm
+from recarena.simulator.data.streams import FIDELITY_ORDER, FIDELITY_USER
 
-from recarena.scenarios.ab.sessions import Twins, records_to_frames, simulate_arm
-from recarena.scenarios.config import option
+from recarena.scenarios.config import SimulatedUserOptions, option
 from recarena.scenarios.contract import Scenario, ScenarioError, write_results
 from recarena.scenarios.fidelity.report import format_summary, persona_chance_rate, winners
 
@@ -45,13 +46,11 @@ USER_KINDS = ("statistical", "llm", "hybrid")
 
 
 @dataclass
-class FidelityScenarioConfig:
+class FidelityScenarioConfig(SimulatedUserOptions):
     """What `recarena fidelity` (and `recarena run x.yaml` with ``kind: fidelity``) runs."""
 
-    dataset: str = option("ml-100k", "built-in dataset name (ml-100k, ml-1m) or a folder of data files")
     user_kinds: list[str] = option(["statistical", "hybrid"], "simulated user kinds to check: statistical, llm, hybrid")
     llm: list[str] = option(["embedded"], "LLM backends for the llm/hybrid kinds, each checked: 'embedded' or 'openai:MODEL@BASE_URL'")
-    llm_cache: Path | None = option(Path("runs/llm-cache.sqlite"), "SQLite cache of LLM answers (a warm rerun makes no calls)")
     llm_threads: int | None = option(None, "CPU threads of the embedded LLM (default: the backend's own; 1 is best on a busy machine)")
     users: int = option(200, "held-out users checked for the statistical kind and the baselines")
     llm_users: int = option(20, "of those, users checked for the llm and hybrid kinds (the statistical user is scored on them too)")
@@ -62,7 +61,7 @@ class FidelityScenarioConfig:
     rating_alignment: bool = option(True, "check ratings against held-out ones (needs a dataset with ratings)")
     valid_fraction: float = option(0.1, "share of each user's interactions for validation (thresholds, hybrid calibration)")
     test_fraction: float = option(0.1, "share of each user's interactions held out for the checks")
-    calibration_users: int = option(30, "validation users whose items calibrate the hybrid users' blend")
+    calibration_users: int = option(30, "users whose validation items calibrate the hybrid users' blend")
     tuned_threshold: bool = option(True, "also score each simulated user deciding by a threshold on its own probabilities tuned on validation")
     recommender: str = option("pop", f"recommender whose pages the behaviour-shape sessions show ({', '.join(recommender_names())})")
     sessions: int = option(2, "behaviour-shape sessions per user (0: skip the behaviour shape)")
@@ -72,11 +71,7 @@ class FidelityScenarioConfig:
     persona_users: int = option(10, "users whose persona each LLM backend infers repeatedly, for self-consistency (0: skip)")
     persona_samples: int = option(3, "persona answers per user (different seeds) for self-consistency")
     bootstrap: int = option(1000, "bootstrap resamples of users for the 95 percent intervals")
-    threads: int = option(8, "threads for LLM users' pages (their calls go out together)")
-    seed: int = option(0, "seed of the split, the users, the pages, the decisions and the bootstrap")
     out: Path = option(Path("runs/fidelity"), "output folder: results.json and report.html")
-    progress: bool = option(True, "show progress bars")
-    html: bool = option(True, "write report.html")
 
     def llm_kinds(self) -> list[str]:
         return [k for k in self.user_kinds if k != "statistical"]
@@ -168,9 +163,9 @@ def build_world(config: FidelityScenarioConfig, dataset: Dataset | None = None, 
         recommender = build_recommender(config.recommender, {"seed": config.seed})
         recommender.fit(train, valid=split.valid if len(split.valid) else None)
     if llms is None and config.llm_kinds():
-        from recarena.agents.llm import LLMConfig, make_llm
+        from recarena.agents.llm import build_llm
 
-        llms = {spec: make_llm(spec, LLMConfig(cache_path=config.llm_cache, n_threads=config.llm_threads, progress=False)) for spec in config.llm}
+        llms = {spec: build_llm(spec, config.llm_cache, n_threads=config.llm_threads) for spec in config.llm}
     return FidelityWorld(dataset, split, kit, reference, recommender, llms or {})
 
 
@@ -181,7 +176,7 @@ def _sessions(config: FidelityScenarioConfig, world: FidelityWorld, make_user, u
     twins = Twins(make_user, users.tolist(), config.seed)
     records = []
     for session in range(config.sessions):
-        records += simulate_arm(f"session{session}", session, world.recommender, twins, users.tolist(), seed=config.seed,
+        records += simulate_arm("fidelity", f"session{session}", session, world.recommender, twins, users.tolist(), seed=config.seed,
                                 pages=config.pages, slate_size=config.slate_size, llm=llm, threads=config.threads).records  # fmt: skip
     impressions, sessions = records_to_frames(records)
     tiers = [p.activity_tier for p in world.kit.profiles]
@@ -203,21 +198,13 @@ def _persona(config: FidelityScenarioConfig, world: FidelityWorld, llm: Any, use
             "chance_rate": persona_chance_rate(config.persona_samples)}  # fmt: skip
 
 
-def _user_factory(world: FidelityWorld, kind: str, llm: Any, blend: Any):
-    if kind == "statistical":
-        return world.kit.statistical_user
-    if kind == "llm":
-        return lambda u, rng: world.kit.llm_user(u, rng, llm)
-    return lambda u, rng: world.kit.hybrid_user(u, rng, llm, blend)
-
-
 def evaluate(config: FidelityScenarioConfig, world: FidelityWorld, label: str, kind: str, users: np.ndarray,
              backend: str | None = None, blend: Any = None) -> dict[str, Any]:
     """Every measure for one user kind (and backend) on `users`."""
     started = time.perf_counter()
     llm = world.llms.get(backend) if backend else None
-    factory = _user_factory(world, kind, llm, blend)
-    make = lambda u: factory(u, np.random.default_rng(np.random.SeedSequence([config.seed, 6, u])))  # noqa: E731
+    factory = world.kit.factory(kind, llm, blend)
+    make = lambda u: factory(u, FIDELITY_USER.generator(config.seed, user=u))  # noqa: E731
     fidelity = dataclasses.replace(config.fidelity(), progress=False)
     result = {"label": label, "kind": kind, "backend": backend, "n_users": len(users),
               **fidelity_report(make, world.split, fidelity, users=users, reference=world.reference)}  # fmt: skip
@@ -237,7 +224,7 @@ def run_fidelity(config: FidelityScenarioConfig, *, dataset: Dataset | None = No
     started = time.perf_counter()
     world = world or build_world(config, dataset, llms)
     users = sample_users(world.split, config.fidelity(), config.users)
-    order = np.random.default_rng(np.random.SeedSequence([config.seed, 7])).permutation(users)
+    order = FIDELITY_ORDER.generator(config.seed).permutation(users)
     llm_users = np.sort(order[: config.llm_users])
     plan: list[tuple[str, str, np.ndarray, str | None]] = []
     if "statistical" in config.user_kinds:
@@ -251,10 +238,10 @@ def run_fidelity(config: FidelityScenarioConfig, *, dataset: Dataset | None = No
         blend = None
         if kind == "hybrid":
             if backend not in blends:
-                from recarena.agents.calibration import calibrate_blend
+                from recarena.agents.calibration import calibrate_on_validation
 
-                blends[backend] = calibrate_blend(world.kit, world.split.valid, world.llms[backend], n_users=config.calibration_users,
-                                                  positives_per_user=3, negatives=3, seed=config.seed, progress=False)  # fmt: skip
+                blends[backend] = calibrate_on_validation(world.kit, world.split, world.llms[backend], n_users=config.calibration_users,
+                                                          positives_per_user=3, seed=config.seed, progress=False)  # fmt: skip
             blend = blends[backend]
         evaluations.append(evaluate(config, world, label, kind, chosen, backend, blend))
         if backend is not None and backend not in personas and config.persona_users > 0:

@@ -48,6 +48,7 @@ from recarena.recommenders.llm_ranking import (
 )
 from recarena.simulator.data.dataset import per_user
 from recarena.simulator.data.splits import Split
+from recarena.simulator.data.streams import LLM_RANKER, PO4ISR_USERS, PROMPT_BENCH_CASE, PROMPT_BENCH_USERS, RANDOM_RANKER, TIE_BREAK
 from tqdm.auto import tqdm
 
 from recarena.scenarios.contract import ScenarioError
@@ -124,7 +125,7 @@ def eligible_users(split: Split, part: str = "test", min_history: int = 3) -> np
 def draw_users(split: Split, count: int, seed: int, part: str = "test", min_history: int = 3) -> np.ndarray:
     """`count` eligible users drawn with `seed` (all of them when fewer), sorted."""
     pool = eligible_users(split, part, min_history)
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 11, _PART_CODE[part]]))
+    rng = PROMPT_BENCH_USERS.generator(seed, part=_PART_CODE[part])
     return np.sort(rng.choice(pool, size=min(count, len(pool)), replace=False))
 
 
@@ -144,7 +145,7 @@ def build_cases(split: Split, protocol: str, users: int | Sequence[int], seed: i
         if len(targets[user]) != 1 or len(known[user]) < 1:
             raise ScenarioError(f"users: user {user} has no {part} target with history before it")
         target = int(targets[user][0])
-        rng = np.random.default_rng(np.random.SeedSequence([seed, user, _PART_CODE[part]]))
+        rng = PROMPT_BENCH_CASE.generator(seed, user=user, part=_PART_CODE[part])
         allowed = np.setdiff1d(np.arange(dataset.n_items), avoid[user])
         if len(allowed) < n - 1:
             raise ScenarioError(f"user {user}: only {len(allowed)} items left for {n - 1} negatives")
@@ -163,7 +164,7 @@ def po4isr_splits(split: Split, n_train: int = 50, n_valid: int = 100, n_test: i
     """PO4ISR-style disjoint users: train cases from the training part, valid from validation, test from test."""
     if n_train not in (50, 150):
         raise ScenarioError(f"n_train: PO4ISR uses 50 or 150 training users, got {n_train}")
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 13]))
+    rng = PO4ISR_USERS.generator(seed)
     pools = {part: set(eligible_users(split, part).tolist()) for part in ("train", "valid", "test")}
     everyone = rng.permutation(sorted(pools["train"] & pools["valid"] & pools["test"]))
     if len(everyone) < n_train + n_valid + 1:
@@ -198,7 +199,7 @@ class LLMCaseRanker:
         self.name = self.name or f"llm-{self.mode} ({self.template.label})"
 
     def rank(self, case: RankingCase) -> RankOutcome:
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, case.user, 7]))
+        rng = LLM_RANKER.generator(self.seed, user=case.user)
         return rank_candidates(self.llm, self.template, self.mode, case.history_text, case.candidates, rng,
                                user_profile=case.user_profile, max_retries=self.max_retries)  # fmt: skip
 
@@ -211,7 +212,7 @@ class RandomCaseRanker:
     name: str = "random"
 
     def rank(self, case: RankingCase) -> RankOutcome:
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, case.user, 3]))
+        rng = RANDOM_RANKER.generator(self.seed, user=case.user)
         items = tuple(case.candidate_items[i] for i in rng.permutation(len(case.candidates)))
         return RankOutcome(items, case.candidate_items, "random", miss=False, calls=0)
 
@@ -230,7 +231,7 @@ class ModelCaseRanker:
     def rank(self, case: RankingCase) -> RankOutcome:
         history = [np.asarray(case.history, dtype=np.int64)]
         scores = self.model.score(np.array([case.user]), history)[0, torch.as_tensor(case.candidate_items)].numpy()
-        tie_break = np.random.default_rng(np.random.SeedSequence([self.seed, case.user, 5])).permutation(len(scores))
+        tie_break = TIE_BREAK.generator(self.seed, user=case.user).permutation(len(scores))
         order = np.lexsort((tie_break, -scores))
         return RankOutcome(tuple(case.candidate_items[i] for i in order), case.candidate_items, "model", miss=False, calls=0)
 
@@ -326,12 +327,11 @@ def evaluate_ranker(ranker: CaseRanker | Callable[[RankingCase], RankOutcome | S
 def fit_baselines(split: Split, names: Sequence[str] = ("pop", "bpr", "sasrec"), seed: int = 0,
                   params: dict[str, dict[str, Any]] | None = None, progress: bool = False) -> list[CaseRanker]:
     """Random plus each named recommender fitted on the training part (validation for early stopping)."""
-    from recarena.recommenders import build_recommender, recommender_class
+    from recarena.recommenders import build_recommender
 
     rankers: list[CaseRanker] = [RandomCaseRanker(seed)]
     train = split.train_dataset()
     for model_name in names:
-        extra = {"progress": progress} if "progress" in recommender_class(model_name).Params.model_fields else {}
-        model = build_recommender(model_name, {"seed": seed, **extra, **(params or {}).get(model_name, {})})
+        model = build_recommender(model_name, {"seed": seed, "progress": progress, **(params or {}).get(model_name, {})})
         rankers.append(ModelCaseRanker(model.fit(train, valid=split.valid), model_name, seed))
     return rankers

@@ -29,7 +29,7 @@ from recarena.simulator.data import load_dataset
 from recarena.simulator.data.splits import leave_one_out
 
 from recarena.scenarios import html_blocks as H
-from recarena.scenarios.config import option
+from recarena.scenarios.config import LLMOptions, option
 from recarena.scenarios.contract import Scenario, ScenarioError, write_results
 from recarena.scenarios.prompt_bench.protocols import (
     PROTOCOLS,
@@ -44,10 +44,9 @@ _TRAINED = ("bpr", "sasrec", "lightgcn", "hstu")
 
 
 @dataclass
-class PromptBenchConfig:
+class PromptBenchConfig(LLMOptions):
     """What `recarena prompt-bench` runs."""
 
-    dataset: str = option("ml-100k", "built-in dataset name (ml-100k) or a folder of data files (e.g. an ml-1m folder)")
     protocol: Literal["recprompt", "po4isr", "both"] = option("both", "recprompt: 10 candidates; po4isr: 20 candidates; or both")
     users: int = option(30, "test users per seed (PO4ISR uses up to 1000)")
     seeds: int = option(1, "seeds seed, seed+1, ...: each redraws users, negatives and shuffles (PO4ISR reports 5)")
@@ -62,8 +61,6 @@ class PromptBenchConfig:
     baseline_epochs: int = option(40, "most training epochs of trained baselines (0: their defaults), so the bench runs in minutes")
     seed: int = option(0, "the first seed; also seeds the baselines' training")
     out: Path = option(Path("runs/prompt-bench"), "run directory: results.json, cases.csv, report.html")
-    progress: bool = option(True, "show progress bars")
-    html: bool = option(True, "write report.html")
 
     def protocols(self) -> list[str]:
         return list(PROTOCOLS) if self.protocol == "both" else [self.protocol]
@@ -143,10 +140,9 @@ def run_prompt_bench(config: PromptBenchConfig) -> dict[str, Any]:
     rankers = list(baselines)
     llm = None
     if config.llm != "none":
-        from recarena.agents.llm import LLMConfig, make_llm
+        from recarena.agents.llm import build_llm
 
-        llm = make_llm(config.llm, LLMConfig(cache_path=config.llm_cache, progress=False, sampling={"seed": config.seed},
-                                             n_threads=config.llm_threads or None))  # fmt: skip
+        llm = build_llm(config.llm, config.llm_cache, sampling={"seed": config.seed}, n_threads=config.llm_threads or None)
         rankers += [LLMCaseRanker(llm.for_component(f"prompt-bench-{m}"), config.load_template(m), m,  # type: ignore[arg-type]
                                   config.max_retries, config.seed, name=f"llm {m}") for m in config.modes]  # fmt: skip
     tables: dict[str, Any] = {}

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from recarena.scenarios.config import option
 from recarena.scenarios.prompt_opt.contract import Optimizer
 from recarena.scenarios.prompt_opt.loop import Loop
 from recarena.scenarios.prompt_opt.meta import paraphrase_messages
@@ -31,8 +32,7 @@ class InitialPrompt(Optimizer):
 class BestOfNSettings:
     """Best-of-N's knobs."""
 
-    draws: int = 1000
-    """Most paraphrases drawn (the budget usually stops it first)."""
+    draws: int = option(1000, "most paraphrases drawn (the budget usually stops it first)")
 
 
 class BestOfN(Optimizer):

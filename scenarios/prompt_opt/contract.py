@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from recarena.scenarios.config import option
 from recarena.scenarios.contract import ScenarioError
 
 NDCG_CUTOFF = 10
@@ -54,10 +55,8 @@ class BudgetExhausted(Exception):
 class Budget:
     """The most an optimisation may spend, over the ranker and optimiser roles together (0: no cap)."""
 
-    calls: int = 0
-    """Requests to the LLM layer (cache hits included)."""
-    tokens: int = 0
-    """Prompt + completion tokens."""
+    calls: int = option(0, "requests to the LLM layer (cache hits included)")
+    tokens: int = option(0, "prompt + completion tokens")
 
     def validate(self) -> None:
         if self.calls < 0 or self.tokens < 0:

@@ -24,6 +24,7 @@ from recarena.recommenders.llm_prompt import (
     template_problems,
 )
 from recarena.simulator.data.splits import Split
+from recarena.simulator.data.streams import PROMPT_OPT_USERS
 
 from recarena.scenarios.prompt_bench.protocols import (
     LLMCaseRanker,
@@ -47,7 +48,7 @@ def split_cases(split: Split, protocol: str, counts: dict[str, int], seed: int, 
     need = sum(counts.values())
     if need > len(everyone):
         raise PromptOptError(f"users: {need} train + valid + test users asked for, only {len(everyone)} are eligible")
-    order = np.random.default_rng(np.random.SeedSequence([seed, 31337])).permutation(everyone)
+    order = PROMPT_OPT_USERS.generator(seed).permutation(everyone)
     out, start = {}, 0
     for part, count in counts.items():
         out[part] = build_cases(split, protocol, np.sort(order[start : start + count]), seed, part=part, history_len=history_len)

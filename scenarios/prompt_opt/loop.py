@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from recarena.simulator.data.streams import PROMPT_OPT_LOOP
 from tqdm.auto import tqdm
 
 from recarena.scenarios.prompt_opt.contract import (
@@ -72,7 +73,7 @@ class Loop:
         self.method, self.toolkit, self.budget, self.seed = method, toolkit, budget, seed
         self.log_path, self.progress, self.fingerprint = log_path, progress, fingerprint
         self.evaluator = toolkit.evaluator
-        self.rng = np.random.default_rng(np.random.SeedSequence([seed, 4242]))
+        self.rng = PROMPT_OPT_LOOP.generator(seed)
         self.spent: dict[str, Cost] = {RANKER: Cost(), OPTIMISER: Cost()}
         self.candidates: list[CandidateRecord] = []
         self.valid: Sequence[Any] = ()

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from recarena.scenarios.config import option
 from recarena.scenarios.prompt_opt.contract import Optimizer
 from recarena.scenarios.prompt_opt.loop import Loop, describe_errors
 from recarena.scenarios.prompt_opt.meta import paraphrase_messages, reasons_messages, refine_messages
@@ -35,26 +36,16 @@ from recarena.scenarios.prompt_opt.meta import paraphrase_messages, reasons_mess
 class PO4ISRSettings:
     """PO4ISR's knobs."""
 
-    rounds: int = 10
-    """Most rounds (the budget usually stops it first)."""
-    beam: int = 2
-    """Prompts kept after each round's bandit selection."""
-    train_batch: int = 8
-    """Training cases ranked per beam member to collect its errors."""
-    error_cutoff: int = 10
-    """A case is an error when the held-out item is missing or ranked below this."""
-    errors_shown: int = 3
-    """Errors shown to the optimiser LLM per question."""
-    refinements: int = 1
-    """Refined prompts asked for per beam member and round."""
-    paraphrases: int = 1
-    """Paraphrases asked for per accepted refinement."""
-    pulls: int = 6
-    """Bandit pulls per round."""
-    pull_batch: int = 4
-    """Training cases ranked per pull."""
-    exploration: float = 1.0
-    """UCB's c: weight of the exploration bonus."""
+    rounds: int = option(10, "most rounds (the budget usually stops it first)")
+    beam: int = option(2, "prompts kept after each round's bandit selection")
+    train_batch: int = option(8, "training cases ranked per beam member to collect its errors")
+    error_cutoff: int = option(10, "a case is an error when the held-out item is missing or ranked below this")
+    errors_shown: int = option(3, "errors shown to the optimiser LLM per question")
+    refinements: int = option(1, "refined prompts asked for per beam member and round")
+    paraphrases: int = option(1, "paraphrases asked for per accepted refinement")
+    pulls: int = option(6, "bandit pulls per round")
+    pull_batch: int = option(4, "training cases ranked per pull")
+    exploration: float = option(1.0, "UCB's c: weight of the exploration bonus")
 
 
 @dataclass

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from recarena.scenarios.config import option
 from recarena.scenarios.prompt_opt.contract import Optimizer
 from recarena.scenarios.prompt_opt.loop import Loop, describe_errors
 from recarena.scenarios.prompt_opt.meta import recprompt_messages
@@ -26,14 +27,10 @@ from recarena.scenarios.prompt_opt.meta import recprompt_messages
 class RecPromptSettings:
     """RecPrompt's knobs."""
 
-    steps: int = 20
-    """Most refinement steps (the budget usually stops it first)."""
-    train_batch: int = 8
-    """Training cases ranked with the current prompt per step, to find its mistakes."""
-    errors_shown: int = 3
-    """Mistakes shown to the optimiser LLM per step."""
-    error_cutoff: int = 1
-    """A case is a mistake when the held-out item is not among the model's top `error_cutoff`."""
+    steps: int = option(20, "most refinement steps (the budget usually stops it first)")
+    train_batch: int = option(8, "training cases ranked with the current prompt per step, to find its mistakes")
+    errors_shown: int = option(3, "mistakes shown to the optimiser LLM per step")
+    error_cutoff: int = option(1, "a case is a mistake when the held-out item is not among the model's top `error_cutoff`")
 
 
 class RecPrompt(Optimizer):

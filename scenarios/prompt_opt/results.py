@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import scipy.stats as sps
+from recarena.simulator.data.streams import PROMPT_OPT_BOOTSTRAP
 
 from recarena.scenarios.comparisons import bootstrap_ci, p_value_of
 
@@ -32,7 +33,7 @@ def _seed_interval(means: Sequence[float]) -> tuple[float, float]:
 def compare_methods(per_seed: list[dict[str, Any]], methods: list[str], n_boot: int, seed: int) -> dict[str, Any]:
     """Per method: test mean, 95% bootstrap CI over the test cases of every seed, t-interval over seeds,
     the paired difference against ``initial`` and ``best-of-n``, validation and spend figures."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 9001]))
+    rng = PROMPT_OPT_BOOTSTRAP.generator(seed)
     scores = {m: np.concatenate([np.asarray(s["methods"][m]["test_scores"], float) for s in per_seed]) for m in methods}
     out: dict[str, Any] = {}
     for m in methods:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 from tqdm.auto import tqdm
 
-from recarena.scenarios.config import option
+from recarena.scenarios.config import LLMOptions, option
 from recarena.scenarios.contract import Scenario, write_results
 from recarena.scenarios.prompt_opt.contract import Budget, PromptOptError
 from recarena.scenarios.prompt_opt.evaluator import RerankEvaluator, split_cases
@@ -33,15 +33,12 @@ from recarena.scenarios.prompt_opt.results import compare_methods, verdict
 
 
 @dataclass
-class PromptOptConfig:
+class PromptOptConfig(LLMOptions):
     """What `recarena prompt-opt` (and a YAML ``kind: prompt-opt``) runs."""
 
     method: str = option("po4isr", "optimisers to run, comma-separated: po4isr, recprompt, best-of-n, initial")
     baselines: bool = option(True, "also run the equal-budget baselines: the initial prompt and best-of-N random paraphrases")
-    dataset: str = option("ml-100k", "built-in dataset name (ml-100k, ml-1m) or a folder of data files")
-    llm: str = option("embedded", "the ranker's LLM: 'embedded' (SmolLM2 in-process) or 'openai:MODEL@BASE_URL'")
     optimiser_llm: str = option("", "the LLM that writes prompts (default: the ranker's LLM)")
-    llm_cache: Path | None = option(Path("runs/llm-cache.sqlite"), "SQLite cache of LLM answers (a warm rerun makes no calls and gives the same results)")
     timeout_s: float = option(60.0, "per-call LLM timeout in seconds (a call that times out is a counted failure: a miss or a rejected proposal)")
     budget: int = option(300, "most LLM requests per method and seed, ranker and optimiser together (cache hits count)")
     budget_tokens: int = option(0, "most LLM tokens per method and seed (0: no token cap)")
@@ -64,10 +61,7 @@ class PromptOptConfig:
     online_pages: int = option(2, "pages per session in the online check")
     online_base: str = option("pop", "the candidate generator both online arms rerank (a registry name)")
     bootstrap: int = option(2000, "bootstrap resamples for the confidence intervals")
-    seed: int = option(0, "seed of the users, cases, optimisers and bootstrap")
     out: Path = option(Path("runs/prompt-opt"), "run directory: logs per method and seed, results.json, report.html")
-    progress: bool = option(True, "show progress bars")
-    html: bool = option(True, "write report.html")
 
     def methods(self) -> list[str]:
         chosen = [m.strip() for m in self.method.split(",") if m.strip()]
@@ -133,7 +127,7 @@ def settings_for(name: str, config: PromptOptConfig) -> Any:
 
 def run_prompt_opt(config: PromptOptConfig, llm: Any = None, optimiser_llm: Any = None) -> dict[str, Any]:
     """Run `config` (see the module docstring); `llm` / `optimiser_llm` override the configured ones (tests)."""
-    from recarena.agents.llm import LLMConfig, make_llm
+    from recarena.agents.llm import build_llm
     from recarena.simulator.data import load_dataset
     from recarena.simulator.data.splits import leave_one_out
 
@@ -142,10 +136,9 @@ def run_prompt_opt(config: PromptOptConfig, llm: Any = None, optimiser_llm: Any 
     initial = initial_template(config)
     dataset = load_dataset(config.dataset)
     split = leave_one_out(dataset)
-    llm_config = LLMConfig(cache_path=config.llm_cache, timeout_s=config.timeout_s, progress=False)
-    llm = llm if llm is not None else make_llm(config.llm, llm_config)
+    llm = llm if llm is not None else build_llm(config.llm, config.llm_cache, timeout_s=config.timeout_s)
     if optimiser_llm is None and config.optimiser_llm:
-        optimiser_llm = make_llm(config.optimiser_llm, llm_config)
+        optimiser_llm = build_llm(config.optimiser_llm, config.llm_cache, timeout_s=config.timeout_s)
     budget = Budget(config.budget, config.budget_tokens)
     methods, per_seed = config.methods(), []
     bar = tqdm(total=config.seeds * len(methods), desc="prompt-opt (seeds x methods)", disable=not config.progress)

@@ -85,6 +85,7 @@ class Dataset:
     users: pd.DataFrame
     has_ratings: bool = True
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
+    _genre_matrix: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -140,7 +141,7 @@ class Dataset:
 
     def with_interactions(self, interactions: pd.DataFrame, name: str | None = None) -> "Dataset":
         """The same users and items with other interactions (a training split, say)."""
-        return Dataset(
+        other = Dataset(
             name=name or self.name,
             interactions=interactions.reset_index(drop=True),
             items=self.items,
@@ -148,6 +149,8 @@ class Dataset:
             has_ratings=self.has_ratings,
             extra=self.extra,
         )
+        other._genre_matrix = self._genre_matrix  # the same items: the same matrix
+        return other
 
     # ------------------------------------------------------------------ views
     @property
@@ -173,6 +176,23 @@ class Dataset:
     def genre_vocabulary(self) -> list[str]:
         """Every genre that some item has, sorted."""
         return sorted({g for genres in self.items["genres"] for g in genres})
+
+    def genre_matrix(self) -> np.ndarray:
+        """``[n_items, n_genres]`` genre mass: each item spreads one unit evenly over its genres.
+
+        Columns follow `genre_vocabulary` (sorted); an item without genres has a zero row; a
+        catalogue without genres has one all-zero column. Every genre figure (diversity, filter
+        bubbles, genre mixes) and the preference model's genre factors read this one matrix; the
+        genre indicators are ``genre_matrix() > 0``. Built once per dataset (read-only)."""
+        if self._genre_matrix is None:
+            vocabulary = {g: j for j, g in enumerate(self.genre_vocabulary())}
+            matrix = np.zeros((self.n_items, max(1, len(vocabulary))))
+            for i, genres in enumerate(self.items["genres"]):
+                for g in genres:
+                    matrix[i, vocabulary[g]] += 1.0 / len(genres)
+            matrix.flags.writeable = False
+            self._genre_matrix = matrix
+        return self._genre_matrix
 
     def user_histories(self) -> list[np.ndarray]:
         """Each user's items in time order (one int64 array per user; empty where none)."""

@@ -69,6 +69,7 @@ POPULATION_SESSION = Stream("population.session", ("seed", "round", "user"), "a 
 POPULATION_SLOTS = Stream("population.slots", ("seed", "round", "user", 1), "a session's epsilon-greedy slots")
 
 # ------------------------------------------------------------------ fidelity (agents/fidelity*.py, scenarios/fidelity)
+FIDELITY_SAMPLE = Stream("fidelity.sample", ("seed",), "which held-out users the fidelity checks sample")
 FIDELITY_PAGE = Stream("fidelity.page", ("seed", "part", "user"), "a user's taste page of one part (validation or test)")
 FIDELITY_DECISION = Stream("fidelity.decision", ("seed", 2, "user"), "a simulated user's decisions on its taste pages")
 FIDELITY_BOOTSTRAP = Stream("fidelity.bootstrap", ("seed", 3), "bootstrap intervals of the taste figures")
@@ -79,11 +80,15 @@ FIDELITY_ORDER = Stream("fidelity.order", ("seed", 7), "the order of the checked
 
 # ------------------------------------------------------------------ feedback loop, augmentation
 FEEDBACK_BOOTSTRAP = Stream("feedback.bootstrap", ("seed", 5, "arm"), "bootstrap intervals of an arm's first-to-last changes")
-AUGMENT_REPLICATE = Stream("augment.replicate", ("seed", "regime", "replicate", "salt"), "one replicate of one data regime")
+AUGMENT_REPLICATE = Stream("augment.replicate", ("seed", "regime", "replicate", "salt"),
+                           "one replicate of one data regime; salt 1 the sparse cut, 2 the seed of the page source "
+                           "and sessions, 3 the users, 4 the popularity and random baselines")
 AUGMENT_BOOTSTRAP = Stream("augment.bootstrap", ("seed", 99), "bootstrap intervals of the augmentation gains")
+AUGMENT_SHOWN_RATINGS = Stream("augment.shown_ratings", ("seed",), "ratings drawn for the shown-items control (seed: the replicate's)")
 
 # ------------------------------------------------------------------ prompt benchmarks and optimisation
 PROMPT_BENCH_USERS = Stream("prompt_bench.users", ("seed", 11, "part"), "the users of a RecPrompt-style benchmark part")
+PROMPT_BENCH_CASE = Stream("prompt_bench.case", ("seed", "user", "part"), "a case's negatives and candidate order")
 PO4ISR_USERS = Stream("prompt_bench.po4isr_users", ("seed", 13), "PO4ISR's disjoint train, valid and test users")
 LLM_RANKER = Stream("prompt_bench.llm_ranker", ("seed", "user", 7), "an LLM ranker's candidate order for one case")
 RANDOM_RANKER = Stream("prompt_bench.random_ranker", ("seed", "user", 3), "the random ranker's order for one case")
@@ -91,6 +96,9 @@ TIE_BREAK = Stream("prompt_bench.tie_break", ("seed", "user", 5), "breaking a mo
 PROMPT_OPT_USERS = Stream("prompt_opt.users", ("seed", 31_337), "the prompt optimiser's train, valid and test users")
 PROMPT_OPT_LOOP = Stream("prompt_opt.loop", ("seed", 4_242), "an optimiser's own choices (batches, candidates)")
 PROMPT_OPT_BOOTSTRAP = Stream("prompt_opt.bootstrap", ("seed", 9_001), "bootstrap intervals of the method comparison")
+
+# ------------------------------------------------------------------ users' dynamics (agents/dynamics.py)
+USER_DYNAMICS = Stream("users.dynamics", ("seed", 18), "the negatives and folds of fitting the users' dynamics on validation")
 
 STREAMS: dict[str, Stream] = {s.name: s for s in globals().values() if isinstance(s, Stream)}
 """Every stream by name (tests check that no two streams of one scenario share a layout)."""

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from recarena.agents.llm import ChatReply
-from recarena.agents.memory import Memory, MemoryConfig, MiniLMEmbedder
+from recarena.agents.llm.embeddings import MiniLMEmbedder
+from recarena.agents.memory import Memory, MemoryConfig
 
 
 class WordHashEmbedder:

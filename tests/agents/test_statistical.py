@@ -78,6 +78,30 @@ def test_interview_satisfaction_follows_the_session(ml100k_kit):
     assert 1 <= interview.satisfaction <= 10 and interview.liked
 
 
+def test_one_satisfaction_formula_for_one_session_and_for_arrays(ml100k_kit):
+    behaviour = ml100k_kit.behaviour
+    shown, watched = np.array([30, 30, 30, 20, 10, 0]), np.array([0, 3, 9, 5, 10, 0])
+    rating_sum = np.array([0, 6, 45, 20, 50, 0])
+    scores = behaviour.satisfaction_scores(shown, watched, rating_sum)
+    assert scores.dtype == np.int64 and scores.tolist() == [behaviour.satisfaction_of(*row) for row in zip(shown.tolist(), watched.tolist(), rating_sum.tolist())]
+    assert scores[0] < scores[1] < scores[2] and scores[4] == 10 and scores[5] == scores[0]  # more and better watches: happier
+    c = behaviour.config  # the formula of the module docstring, for a session with 3 watches of 10 rated 4, 4, 5
+    expected = 1 + 9 / (1 + np.exp(-(c.satisfaction_rating * (13 / 3 - 3) + c.satisfaction_watch * (0.3 - c.satisfaction_watch_centre))))
+    assert behaviour.satisfaction(10, [4, 4, 5]) == round(expected)
+
+
+def test_the_checker_catches_a_batch_behaviour_that_disagrees_with_view_page(ml100k_kit):
+    from recarena.agents.statistical import BehaviourConfig, StatisticalBehaviour
+
+    kit = ml100k_kit
+    user = kit.statistical_user(0, np.random.default_rng(0))
+    never_watches = StatisticalBehaviour(kit.preferences, kit.behaviour.activity_tiers, BehaviourConfig(watch_shift=-50.0))
+    user.batch_behaviour = lambda: never_watches  # claims its pages may be decided by rules it does not follow
+    favourites = np.argsort(-user.watch_probabilities(list(range(kit.history.n_items))))[:20].tolist()
+    with pytest.raises(UserContractError, match="batch_behaviour"):
+        check_user(user, [favourites[:10], favourites[10:]])
+
+
 def test_vectorised_decisions_match_the_probabilities(ml100k_kit):
     rng = np.random.default_rng(0)
     kit = ml100k_kit

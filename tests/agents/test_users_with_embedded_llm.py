@@ -28,7 +28,8 @@ def first_page(kit, user: int, size: int = 5) -> list[int]:
 
 
 def test_llm_user_with_memory_runs_pages_and_passes_the_contract(ml100k_kit, embedded):
-    from recarena.agents.memory import Memory, MiniLMEmbedder
+    from recarena.agents.llm.embeddings import MiniLMEmbedder
+    from recarena.agents.memory import Memory
 
     kit = ml100k_kit
     memory = Memory(MiniLMEmbedder(), item_genres=kit.history.items["genres"].tolist())

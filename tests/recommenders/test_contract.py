@@ -36,7 +36,15 @@ class UnstableScores(MostPopular):
         return super()._score(users, history) + torch.rand(len(users), self.n_items)
 
 
-@pytest.mark.parametrize(("broken", "promise"), [(LeaksSeenItems, "history"), (UnstableScores, "deterministic")])
+class ForgetsWhatUsersHad(MostPopular):
+    name = "pop"
+
+    def known_items(self, users):
+        return [np.empty(0, np.int64) for _ in users]
+
+
+@pytest.mark.parametrize(("broken", "promise"), [(LeaksSeenItems, "history"), (UnstableScores, "deterministic"),
+                                                 (ForgetsWhatUsersHad, "known_items")])  # fmt: skip
 def test_checker_catches_a_broken_model(broken, promise, tiny_world):
     with pytest.raises(AssertionError, match=promise):
         check_recommender(broken(), tiny_world)

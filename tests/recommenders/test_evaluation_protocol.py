@@ -58,6 +58,17 @@ def test_full_ranking_excludes_known_items_and_averages_over_users():
     assert result["hr@1"] == pytest.approx(0.5)
     assert result["recall@2"] == pytest.approx(0.5)
     assert result["ndcg@2"] == pytest.approx(0.5)
+
+
+def test_per_user_figures_are_kept_when_asked_and_average_to_the_metrics():
+    split = hand_split()
+    fixed = torch.tensor([5.0, 4.0, 3.0, 2.0, 1.0])
+    result = evaluate(lambda users: fixed.expand(len(users), -1), split, "test", ks=[1, 2], per_user=True, batch_size=1)
+    table = result.per_user
+    assert table.index.tolist() == [0, 1] and table.index.name == "user"  # x, then y
+    assert table["hr@1"].tolist() == [1.0, 0.0] and table["recall@2"].tolist() == [1.0, 0.0]
+    assert {name: float(table[name].mean()) for name in table} == pytest.approx(result.metrics)
+    assert evaluate(lambda users: fixed.expand(len(users), -1), split, "test", ks=[1]).per_user is None
     assert result.n_users == 2 and result.protocol == "full"
 
 

@@ -84,3 +84,9 @@ def test_every_parameter_has_a_description():
         for field_name, field in cls.Params.model_fields.items():
             assert field.description, f"{cls.name}.{field_name} has no description"
         assert cls.Params.describe().count("\n") == len(cls.Params.model_fields) - 1
+
+
+def test_every_model_accepts_progress_so_callers_never_ask_first():
+    for name, cls in REGISTRY.items():
+        assert "progress" in cls.Params.model_fields, name
+        assert build_recommender(name, {"progress": False}).params.progress is False

@@ -31,7 +31,7 @@ def local_and_ray(ml100k, tmp_path_factory):
     root = tmp_path_factory.mktemp("ab-ray")
     config = ABConfig(arms="pop,itemknn", users=40, pages=3, slate_size=5, bootstrap=200, quotes=2, progress=False, html=False,
                       out=root / "local")  # fmt: skip
-    world = build_world(config)  # fitted once: both backends meet the same models and users' kit
+    world = build_world(config.world_spec())  # fitted once: both backends meet the same models and users' kit
     local = run_ab(config, world)
     start_local_ray(2)
     try:

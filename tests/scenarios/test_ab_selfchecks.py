@@ -15,7 +15,7 @@ from recarena.scenarios.ab.scenario import ABConfig, build_world, run_aa, run_ab
 @pytest.fixture(scope="module")
 def world(ml100k):
     # One world for the module: pop, random and bpr fitted once, one users' kit.
-    return build_world(ABConfig(arms="pop,random,bpr", model_params=["bpr.progress=false"], progress=False))
+    return build_world(ABConfig(arms="pop,random,bpr", progress=False).world_spec())
 
 
 def test_aa_false_positive_rate_sits_near_alpha(world):
@@ -55,11 +55,11 @@ def test_a_rerun_resumes_without_new_sessions_and_gives_the_same_figures(world, 
 def test_the_fast_aa_path_behaves_like_the_session_engine(world):
     """The A/A check's vectorised path and the engine draw differently but must agree on average."""
     from recarena.scenarios.ab import metrics as am
-    from recarena.scenarios.ab.sessions import Twins, fast_statistical_sessions, records_to_frames, simulate_arm
+    from recarena.simulator.arm_sessions import Twins, fast_statistical_sessions, records_to_frames, simulate_arm
 
     users = np.arange(0, 900, 3)
     fast = fast_statistical_sessions(world.kit, world.recommenders["pop"], users, pages=5, slate_size=10, rng=np.random.default_rng(0))
-    run = simulate_arm("pop", 0, world.recommenders["pop"], Twins(world.kit.statistical_user, users, 0), users, seed=0, pages=5, slate_size=10)
+    run = simulate_arm("ab", "pop", 0, world.recommenders["pop"], Twins(world.kit.statistical_user, users, 0), users, seed=0, pages=5, slate_size=10)
     engine = am.user_metrics(*records_to_frames(run.records), users, world.dataset)
     for metric, tolerance in (("watch_rate", 0.02), ("pages", 0.3), ("satisfaction", 0.4)):
         assert abs(fast[metric].mean() - engine[metric].mean()) < tolerance, metric
@@ -69,7 +69,7 @@ def test_paired_twins_start_alike_but_split_users_are_disjoint(world, tmp_path):
     from recarena.scenarios.ab.scenario import assign_users
 
     split = ABConfig(arms="pop,random,bpr", users=90, design="split")
-    users, arms = assign_users(split, world.dataset.n_users, 0)
+    users, arms = assign_users(split.assignment(), world.dataset.n_users, 0)
     assert sorted(np.concatenate(list(arms.values())).tolist()) == users.tolist()
     assert all(len(a) == 30 for a in arms.values())
     # A/A under the split design is also honest (fewer runs here: the paired check above is the main one).

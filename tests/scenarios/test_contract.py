@@ -10,15 +10,16 @@ import pytest
 
 from recarena.scenarios.ab.scenario import ABConfig
 from recarena.scenarios.checker import check_config_type, check_scenario, check_validation_names_field
-from recarena.scenarios.config import option
+from recarena.scenarios.config import CommonOptions, option
 from recarena.scenarios.contract import Scenario, ScenarioError, write_results
 from recarena.scenarios.registry import SCENARIOS, scenario_named
 
 
-def test_every_registered_scenario_has_a_documented_config():
-    assert "ab" in SCENARIOS
+def test_every_registered_scenario_has_a_documented_config_with_the_common_options():
+    assert {"ab", "evaluate"} <= set(SCENARIOS)
     for name, scenario in SCENARIOS.items():
         assert scenario.name == name
+        assert issubclass(scenario.config_type, CommonOptions)
         check_config_type(scenario.config_type)
 
 
@@ -40,13 +41,11 @@ def test_ab_validation_errors_name_the_field():
 
 
 @dataclasses.dataclass
-class _CoinConfig:
+class _CoinConfig(CommonOptions):
     """A toy scenario's options (for testing the checker only)."""
 
     flips: int = option(10, "coin flips")
-    seed: int = option(0, "seed")
     out: Path = option(Path("runs/coin"), "output folder")
-    progress: bool = option(False, "progress bar")
 
     def validate(self) -> None:
         if self.flips < 1:
@@ -96,15 +95,27 @@ def test_checker_catches_a_scenario_that_writes_no_results(tmp_path):
 
 def test_checker_catches_an_undocumented_option():
     @dataclasses.dataclass
-    class Bare:
-        seed: int = 0
-        out: Path = Path("x")
+    class Bare(CommonOptions):
+        flips: int = 0
 
         def validate(self) -> None:
             pass
 
     with pytest.raises(AssertionError, match="no help text"):
         check_config_type(Bare)
+
+
+def test_checker_catches_a_config_that_repeats_the_common_options_instead_of_inheriting_them():
+    @dataclasses.dataclass
+    class Standalone:
+        seed: int = option(0, "seed")
+        out: Path = option(Path("x"), "output folder")
+
+        def validate(self) -> None:
+            pass
+
+    with pytest.raises(AssertionError, match="CommonOptions"):
+        check_config_type(Standalone)
 
 
 def test_checker_catches_a_validation_that_accepts_anything():

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import recarena.simulator  # noqa: F401  (registers the environments)
 from recarena.simulator.env import EnvConfig, InvalidSlateError, RecArenaEnv, SlateSpace
 from recarena.simulator.sessions import show_pages
 from recarena.simulator.vector_env import RecArenaVectorEnv

@@ -111,12 +111,14 @@ def test_ml100k_population_runs_rounds_with_updates(ml100k_full_kit):
 
 
 def test_the_batched_path_gives_the_events_of_one_user_at_a_time(tiny_kit):
-    """Statistical users go through show_pages' vectorised path; a subclass is not batched and views its
-    pages one by one (`view_page`). Same seed, same events: what resume and determinism rest on."""
+    """Statistical users go through show_pages' vectorised path; a subclass that declines the batch
+    (no `batch_behaviour`) views its pages one by one (`view_page`). Same seed, same events: what resume
+    and determinism rest on."""
     from recarena.agents.statistical import StatisticalUser
 
     class OneByOne(StatisticalUser):
-        pass
+        def batch_behaviour(self):
+            return None
 
     kit = tiny_kit
     config = PopulationConfig(rounds=2, slate_size=5, max_pages=4, threads=1, progress=False)

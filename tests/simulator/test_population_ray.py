@@ -76,7 +76,10 @@ def test_a_local_run_resumes_on_ray_to_the_same_events(runs):
 
 
 class Wordy(StatisticalUser):
-    """Stands in for an LLM user: anything but a plain statistical user stays in this process."""
+    """Stands in for an LLM user: a user decided one by one (no batch behaviour) stays in this process."""
+
+    def batch_behaviour(self):
+        return None
 
 
 def test_ray_with_users_that_cannot_be_shipped_says_so(tiny_kit):

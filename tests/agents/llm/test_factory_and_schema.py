@@ -59,3 +59,18 @@ def test_top_tokens_map_onto_options():
     assert options_from_top_tokens([("Y", -0.1)], ["Yes", "No"])["No"] == -math.inf
     with pytest.raises(ValueError, match="none of the top"):
         options_from_top_tokens([("Maybe", -0.1)], ["Yes", "No"])
+
+
+def test_build_llm_answers_through_the_cache_without_a_bar_of_its_own(tmp_path):
+    from recarena.agents.llm import build_llm
+    from recarena.agents.llm.scripted import ScriptedBackend
+
+    backend = ScriptedBackend(default="Heat")
+    llm = build_llm(backend, tmp_path / "cache.sqlite", timeout_s=5)
+    assert llm.progress is False and llm.timeout_s == 5
+    messages = [{"role": "user", "content": "A film?"}]
+    assert llm.chat(messages).text == build_llm(backend, tmp_path / "cache.sqlite").chat(messages).text == "Heat"
+    assert len(backend.requests) == 1  # the second LLM answered from the first one's cache
+    assert build_llm(backend, None).cache is None
+    with pytest.raises(ValueError, match="timeout_secs"):
+        build_llm(backend, None, timeout_secs=5)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from recarena.simulator.data import streams
-from recarena.simulator.data.streams import AB_EXPLORE, AB_SESSION, FIDELITY_PAGE, STREAMS, Stream
+from recarena.simulator.data.streams import AB_SESSION, FIDELITY_PAGE, STREAMS, Stream
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -17,10 +17,38 @@ def sample_keys(stream: Stream) -> dict[str, int]:
     return {key: 3 + 10 * position for position, key in enumerate(stream.keys)}
 
 
-def test_a_draw_reads_as_its_historical_seed_sequence():
-    rng = AB_EXPLORE.generator(42, arm=1, user=7)
-    historical = np.random.default_rng(np.random.SeedSequence([42, 7_777, 1, 7]))
-    assert rng.random(5).tolist() == historical.random(5).tolist()
+# The SeedSequence lists the call sites wrote before the streams were named (seed 42, keys 1, 2, 3).
+HISTORICAL = [
+    ("ab.explore", {"arm": 1, "user": 7}, [42, 7_777, 1, 7]),
+    ("ab.twin", {"user": 7}, [42, 2**20, 7]),
+    ("fidelity.sample", {}, [42]),
+    ("fidelity.page", {"part": 1, "user": 7}, [42, 1, 7]),
+    ("fidelity.decision", {"user": 7}, [42, 2, 7]),
+    ("fidelity.bootstrap", {}, [42, 3]),
+    ("fidelity.rating", {}, [42, 4]),
+    ("fidelity.shape", {}, [42, 5]),
+    ("fidelity.user", {"user": 7}, [42, 6, 7]),
+    ("fidelity.order", {}, [42, 7]),
+    ("feedback.bootstrap", {"arm": 2}, [42, 5, 2]),
+    ("augment.replicate", {"regime": 1, "replicate": 2, "salt": 3}, [42, 1, 2, 3]),
+    ("augment.bootstrap", {}, [42, 99]),
+    ("augment.shown_ratings", {}, [42]),
+    ("prompt_bench.users", {"part": 2}, [42, 11, 2]),
+    ("prompt_bench.case", {"user": 7, "part": 2}, [42, 7, 2]),
+    ("prompt_bench.po4isr_users", {}, [42, 13]),
+    ("prompt_bench.llm_ranker", {"user": 7}, [42, 7, 7]),
+    ("prompt_bench.random_ranker", {"user": 7}, [42, 7, 3]),
+    ("prompt_bench.tie_break", {"user": 7}, [42, 7, 5]),
+    ("prompt_opt.users", {}, [42, 31_337]),
+    ("prompt_opt.loop", {}, [42, 4_242]),
+    ("prompt_opt.bootstrap", {}, [42, 9_001]),
+]
+
+
+@pytest.mark.parametrize(("name", "keys", "historical"), HISTORICAL, ids=[row[0] for row in HISTORICAL])
+def test_a_draw_reads_as_its_historical_seed_sequence(name, keys, historical):
+    rng = STREAMS[name].generator(42, **keys)
+    assert rng.random(5).tolist() == np.random.default_rng(np.random.SeedSequence(historical)).random(5).tolist()
 
 
 @pytest.mark.parametrize("stream", STREAMS.values(), ids=list(STREAMS))

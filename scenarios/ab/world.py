@@ -1,0 +1,93 @@
+"""The world an A/B test (and the feedback loop) runs in: data, split, fitted models, users' kit, LLM and blend.
+
+    world = build_world(ABConfig(arms="pop,bpr").world_spec(), models_dir=Path("runs/ab/models"))
+
+`WorldSpec` is what building the world reads, and nothing else: a scenario's config gives one
+(`ABConfig.world_spec`, `FeedbackConfig.world_spec`), so the world never sees a whole config.
+
+1. The dataset is split leave-one-out by time.
+2. Every model is fitted once on the training part (early stopping on the validation part), or
+   loaded from ``models_dir`` when a previous run saved it there.
+3. The users' kit (profiles, preference model) is built on the same training part.
+4. LLM and hybrid users get the LLM (`recarena.agents.llm.build_llm`); hybrid users' blend is
+   calibrated on the validation items of `calibration_users` users
+   (`recarena.agents.calibration.calibrate_on_validation`): the test items never reach a user model.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from recarena.agents.kit import UserKind, UserKit, build_user_kit
+from recarena.recommenders import Recommender, build_recommender
+from recarena.simulator.data import Dataset, load_dataset
+from recarena.simulator.data.splits import Split, leave_one_out
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """What `build_world` needs to know."""
+
+    dataset: str
+    models: tuple[str, ...]
+    """The distinct registry names to fit, in order."""
+    model_params: dict[str, dict[str, Any]]
+    """Hyper-parameters per model (`recarena.scenarios.config.parse_model_params`)."""
+    user_kind: UserKind
+    llm: str
+    llm_cache: Path | None
+    calibration_users: int
+    seed: int
+    progress: bool
+    """Training bars of the models and the calibration's bar."""
+
+
+@dataclass
+class World:
+    """Everything fitted once: data, split, users' kit, the arms' recommenders, the LLM and blend."""
+
+    dataset: Dataset
+    split: Split
+    kit: UserKit
+    recommenders: dict[str, Recommender]
+    fit_seconds: dict[str, float] = field(default_factory=dict)
+    llm: Any = None
+    blend: Any = None
+
+    def user_factory(self, kind: UserKind) -> Callable[..., Any]:
+        """The maker of `kind` users in this world (`UserKit.factory` with the world's LLM and blend)."""
+        return self.kit.factory(kind, self.llm, self.blend)
+
+
+def build_world(spec: WorldSpec, models_dir: Path | None = None) -> World:
+    """Load the data, fit (or load) each model once, build the users' kit, and the LLM when needed."""
+    dataset = load_dataset(spec.dataset)
+    split = leave_one_out(dataset)
+    train = split.train_dataset()
+    recommenders, seconds = {}, {}
+    for model in spec.models:
+        settings = {"seed": spec.seed, "progress": spec.progress, **spec.model_params.get(model, {})}
+        built = build_recommender(model, settings)  # bad params fail before training
+        path = models_dir / model if models_dir is not None else None
+        started = time.perf_counter()
+        if path is not None and (path / "recommender.json").exists():
+            built = Recommender.load(path)
+        else:
+            built.fit(train, valid=split.valid)
+            if path is not None:
+                built.save(path)
+        recommenders[model], seconds[model] = built, time.perf_counter() - started
+    kit = build_user_kit(train, seed=spec.seed)
+    world = World(dataset, split, kit, recommenders, seconds)
+    if spec.user_kind != "statistical":
+        from recarena.agents.calibration import calibrate_on_validation
+        from recarena.agents.llm import build_llm
+
+        world.llm = build_llm(spec.llm, spec.llm_cache)
+        if spec.user_kind == "hybrid":
+            world.blend = calibrate_on_validation(kit, split, world.llm, n_users=spec.calibration_users, positives_per_user=2,
+                                                  seed=spec.seed, progress=spec.progress)  # fmt: skip
+    return world
