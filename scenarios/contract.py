@@ -64,6 +64,14 @@ class Scenario(ABC, Generic[ConfigT]):
         return (type(self).__doc__ or self.help).strip().split("\n\n")[0]
 
 
+def where_written(results: dict[str, Any]) -> str:
+    """The summary's last lines: ``results: PATH`` and, when a report was written, ``report:  PATH``."""
+    lines = [f"results: {results['results_file']}"]
+    if results.get("report"):
+        lines.append(f"report:  {results['report']}")
+    return "\n".join(lines)
+
+
 def jsonable(value: Any) -> Any:
     """`value` as plain JSON types: numpy scalars and arrays to Python, NaN/inf to None, paths to strings."""
     import numpy as np

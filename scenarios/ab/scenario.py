@@ -43,7 +43,7 @@ from recarena.scenarios.ab import metrics as am
 from recarena.scenarios.ab.sharded import ShardSettings, shared_world, simulate_arm_sharded
 from recarena.scenarios.ab.world import World, WorldSpec, build_world
 from recarena.scenarios.config import UserKindOptions, option, parse_model_params
-from recarena.scenarios.contract import Scenario, ScenarioError, write_results
+from recarena.scenarios.contract import Scenario, ScenarioError, where_written, write_results
 from recarena.scenarios.comparisons import Comparison, compare_users, coverage_of, gini_of, holm, population_comparison
 
 
@@ -348,8 +348,7 @@ class ABScenario(Scenario[ABConfig]):
 
         if "false_positive_rate" in results:
             return format_aa(results)
-        text = format_summary(results) + f"\nresults: {results['results_file']}"
-        return text + (f"\nreport:  {results['report']}" if "report" in results else "")
+        return format_summary(results) + "\n" + where_written(results)
 
 
 __all__ = ["ABConfig", "ABConfigError", "ABScenario", "World", "build_world", "run_ab", "run_aa", "RecommenderError"]

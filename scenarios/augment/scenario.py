@@ -52,7 +52,7 @@ from tqdm.auto import tqdm
 from recarena.scenarios.augment import data as ad
 from recarena.scenarios.augment.stats import summarise
 from recarena.scenarios.config import UserKindOptions, option, parse_model_params
-from recarena.scenarios.contract import Scenario, ScenarioError, write_results
+from recarena.scenarios.contract import Scenario, ScenarioError, where_written, write_results
 
 REGIMES = ("sparse", "full")
 # Modest training so that the default run takes minutes on two CPU cores (override with --model-params).
@@ -297,8 +297,7 @@ class AugmentScenario(Scenario[AugmentConfig]):
     def summary(self, results: dict[str, Any]) -> str:
         from recarena.scenarios.augment.report import format_summary
 
-        text = format_summary(results) + f"\nresults: {results['results_file']}"
-        return text + (f"\nreport:  {results['report']}" if "report" in results else "")
+        return format_summary(results) + "\n" + where_written(results)
 
 
 __all__ = ["AugmentConfig", "AugmentScenario", "run_augment"]

@@ -44,7 +44,7 @@ from recarena.simulator.rundir import RunDirectory
 
 from recarena.scenarios.ab.world import World, WorldSpec, build_world
 from recarena.scenarios.config import UserKindOptions, option, parse_model_params
-from recarena.scenarios.contract import Scenario, ScenarioError, write_results
+from recarena.scenarios.contract import Scenario, ScenarioError, where_written, write_results
 
 MODIFIERS = ("mmr", "epsilon", "frozen")
 #: The figures the summary and the change table lead with (what Agent4Rec's filter bubble is about).
@@ -290,5 +290,4 @@ class FeedbackLoopScenario(Scenario[FeedbackConfig]):
     def summary(self, results: dict[str, Any]) -> str:
         from recarena.scenarios.feedback_loop.report import format_summary
 
-        text = format_summary(results) + f"\nresults: {results['results_file']}"
-        return text + (f"\nreport:  {results['report']}" if "report" in results else "")
+        return format_summary(results) + "\n" + where_written(results)

@@ -39,7 +39,7 @@ from recarena.simulator.arm_sessions import Twins, records_to_frames, simulate_a
 from recarena.simulator.data.streams import FIDELITY_ORDER, FIDELITY_USER
 
 from recarena.scenarios.config import SimulatedUserOptions, option
-from recarena.scenarios.contract import Scenario, ScenarioError, write_results
+from recarena.scenarios.contract import Scenario, ScenarioError, where_written, write_results
 from recarena.scenarios.fidelity.report import format_summary, persona_chance_rate, winners
 
 USER_KINDS = ("statistical", "llm", "hybrid")
@@ -280,5 +280,4 @@ class FidelityScenario(Scenario[FidelityScenarioConfig]):
         return run_fidelity(config)
 
     def summary(self, results: dict[str, Any]) -> str:
-        text = format_summary(results) + f"\nresults: {results['results_file']}"
-        return text + (f"\nreport:  {results['report']}" if "report" in results else "")
+        return format_summary(results) + "\n" + where_written(results)

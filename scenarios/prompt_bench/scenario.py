@@ -30,7 +30,7 @@ from recarena.simulator.data.splits import leave_one_out
 
 from recarena.scenarios import html_blocks as H
 from recarena.scenarios.config import LLMOptions, option
-from recarena.scenarios.contract import Scenario, ScenarioError, write_results
+from recarena.scenarios.contract import Scenario, ScenarioError, where_written, write_results
 from recarena.scenarios.prompt_bench.protocols import (
     PROTOCOLS,
     BenchResult,
@@ -246,5 +246,4 @@ class PromptBenchScenario(Scenario[PromptBenchConfig]):
         return run_prompt_bench(config)
 
     def summary(self, results: dict[str, Any]) -> str:
-        text = format_tables(results) + f"\n\nresults: {results['results_file']}"
-        return text + (f"\nreport:  {results['report']}" if "report" in results else "")
+        return format_tables(results) + "\n\n" + where_written(results)

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from recarena.scenarios.config import LLMOptions, option
-from recarena.scenarios.contract import Scenario, write_results
+from recarena.scenarios.contract import Scenario, where_written, write_results
 from recarena.scenarios.prompt_opt.contract import Budget, PromptOptError
 from recarena.scenarios.prompt_opt.evaluator import RerankEvaluator, split_cases
 from recarena.scenarios.prompt_opt.metering import RANKER, MeteredLLM
@@ -226,5 +226,4 @@ class PromptOptScenario(Scenario[PromptOptConfig]):
     def summary(self, results: dict[str, Any]) -> str:
         from recarena.scenarios.prompt_opt.report import format_summary
 
-        text = format_summary(results) + f"\nresults: {results['results_file']}"
-        return text + (f"\nreport:  {results['report']}" if results.get("report") else "")
+        return format_summary(results) + "\n" + where_written(results)
