@@ -95,7 +95,8 @@ def calibrate_blend(
         p_yes, ok = probe._llm_watch(shown.tolist(), page=0)
         keep = ok
         llm_logit.append(_logit(p_yes)[keep])
-        pref_logit.append(kit.preferences.watch_logits(np.full(len(shown), u), shown)[keep])
+        # The statistical user's interest (its dynamics included, from its last real items): the expert the LLM is pooled with.
+        pref_logit.append(kit.behaviour.interest_logits(np.array([u]), shown[None, :])[0][keep])
         label.append((np.arange(len(shown)) < len(items))[keep])
         # Each sampled positive stands for all the user's items, each negative for all unseen ones,
         # so the fitted bias reproduces P(the user ever had the item), as the preference model does.

@@ -3,9 +3,14 @@
 Build it from the history the users may know (for fidelity checks, a split's
 training part; for simulation, the full real history)::
 
-    kit = build_user_kit(split.train_dataset(), seed=0)
+    kit = build_user_kit(split.train_dataset(), seed=0, validation=split.valid)
     user = kit.statistical_user(42, np.random.default_rng(0))
     make_user = kit.factory("hybrid", llm, blend)   # any kind, as scenarios ask for it
+
+Given `validation` (held-out next interactions after the history; never the part you will
+evaluate on), the users get dynamics of interest (dynamics.py: recent items and popularity
+on top of the static taste), fitted on it; `kit.dynamics_report` lists the variants tried
+and the one chosen by held-out validation likelihood. Without it, the users' taste is static.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ from functools import partial
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 
 from recarena.simulator.data import Dataset
 
+from .dynamics import DynamicsConfig, DynamicsReport, fit_dynamics
 from .language_user import LLM_ONLY, Blend, LanguageUser
 from .preferences import PreferenceConfig, PreferenceModel, fit_preferences
 from .profile import ProfileConfig, UserProfile, build_profiles
@@ -26,6 +33,8 @@ from .statistical import BehaviourConfig, StatisticalBehaviour, StatisticalUser,
 
 # The kinds of simulated user a scenario can ask the kit for.
 UserKind = Literal["statistical", "llm", "hybrid"]
+# The users' interest: moved by recent items and popularity (fitted on validation data), or a static taste.
+UserModel = Literal["dynamic", "static"]
 
 
 @dataclass
@@ -36,11 +45,19 @@ class UserKit:
     profiles: list[UserProfile]
     preferences: PreferenceModel
     behaviour: StatisticalBehaviour
+    dynamics_report: DynamicsReport | None = None
+    """The dynamics variants tried on validation data and the one chosen (None: static users)."""
 
     def __post_init__(self) -> None:
         # Read once: users are built by the thousand.
         self.item_genres: list[list[str]] = self.history.items["genres"].tolist()
         self.item_texts: list[str] = self.history.items["text"].tolist()
+
+    def static(self) -> "UserKit":
+        """This kit's users without their dynamics (the static taste alone), sharing everything else: for comparing the
+        two user models in one run."""
+        b = self.behaviour
+        return UserKit(self.history, self.profiles, self.preferences, StatisticalBehaviour(b.preferences, b.activity_tiers, b.config))
 
     def statistical_user(self, user: int, rng: np.random.Generator) -> StatisticalUser:
         return StatisticalUser(self.profiles[user], self.behaviour, rng, self.item_genres)
@@ -81,10 +98,16 @@ def build_user_kit(
     profile_config: ProfileConfig = ProfileConfig(),
     preference_config: PreferenceConfig | None = None,
     behaviour_config: BehaviourConfig = BehaviourConfig(),
+    validation: pd.DataFrame | None = None,
+    dynamics_config: DynamicsConfig | None = None,
 ) -> UserKit:
-    """Compute profiles and fit the preference model on `history` (seconds for ml-100k)."""
+    """Compute profiles and fit the preference model on `history` (seconds for ml-100k); with `validation`
+    (interactions after `history`), fit the users' dynamics on it too (see the module docstring)."""
     preference_config = preference_config or PreferenceConfig(seed=seed)
     profiles = build_profiles(history, profile_config)
     preferences = fit_preferences(history, preference_config)
-    behaviour = StatisticalBehaviour(preferences, activity_tier_array(profiles), behaviour_config)
-    return UserKit(history, profiles, preferences, behaviour)
+    dynamics, report = None, None
+    if validation is not None:
+        dynamics, report = fit_dynamics(history, validation, preferences, dynamics_config or DynamicsConfig(seed=seed))
+    behaviour = StatisticalBehaviour(preferences, activity_tier_array(profiles), behaviour_config, dynamics)
+    return UserKit(history, profiles, preferences, behaviour, report)

@@ -7,8 +7,9 @@ feelings and the interview, and only when the session asks for text.
 
 The two kinds differ only in their `Blend` (log-linear pooling of two experts):
 
-* watch logit = ``a * llm_logit + b * preference_logit + c`` (the preference logit
-  includes the statistical user's position and fatigue effects);
+* watch logit = ``a * llm_logit + b * preference_logit + c`` (the preference logit is the
+  statistical user's: its interest, moved by its recent items when the behaviour has
+  dynamics, with its position and fatigue effects);
 * log P(rating = k) = ``a_r * log P_llm(k) + b_r * log P_preference(k) + c_k`` (renormalised).
 
 The **LLM user** is ``a=1, b=0, c=0`` (the LLM alone, also for leaving and
@@ -112,7 +113,7 @@ class LanguageUser(StatisticalUser):
         """Pooled watch logits on a page; `alone` judges each item as if first on a fresh page."""
         b = self.blend
         user = np.array([self.profile.user])
-        preference = self.behaviour.watch_logits(user, np.asarray(items, dtype=np.int64)[None, :], np.array([page]))[0]
+        preference = self.behaviour.watch_logits(user, np.asarray(items, dtype=np.int64)[None, :], np.array([page]), self.recent())[0]
         if alone:
             preference = preference + self.behaviour.config.position_decay * np.log1p(np.arange(len(items)))
         if b.watch_llm == 0.0:

@@ -129,8 +129,10 @@ def build_profiles(dataset: Dataset, config: ProfileConfig = ProfileConfig()) ->
 
     genres = dataset.genre_vocabulary()
     genre_index = {g: j for j, g in enumerate(genres)}
-    item_genres = [[genre_index[g] for g in gs] for gs in dataset.items["genres"]]
-    per_item = np.array([len(g) for g in item_genres])
+    # Explicit int64: an item without genres (GroupLens drops "unknown") is an empty list, which numpy would
+    # otherwise read as float64 and make every genre index below a float that np.bincount refuses.
+    item_genres = [np.asarray([genre_index[g] for g in gs], dtype=np.int64) for gs in dataset.items["genres"]]
+    per_item = np.array([len(g) for g in item_genres], dtype=np.int64)
     rows = np.repeat(np.arange(len(frame)), per_item[items])
     genre_of_row = np.concatenate([item_genres[i] for i in items]) if len(rows) else np.array([], np.int64)
     user_of_row = users[rows]

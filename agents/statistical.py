@@ -2,10 +2,13 @@
 
 For user u shown item i at position k (0-based) on page p (0-based) of a session:
 
-* ``watch logit = preference_watch_logit(u, i) + watch_shift
+* ``watch logit = interest(u, i | recent) + watch_shift
   - position_decay * log(1 + k) - fatigue * p``; an item the user already had
   (in the real history the preference model saw, or earlier in the simulation)
-  is never watched again.
+  is never watched again. ``interest`` is the preference model's watch logit (a static
+  taste) or, when the behaviour has fitted `WatchDynamics` (dynamics.py), that taste moved
+  by the user's recent items (the end of its real history, then its simulated watches, so
+  interest moves within a session and between rounds) and by popularity at the user's time.
 * a watched item's rating is drawn from the ordinal rating model's P(1..5 | u, i).
 * after the page, ``leave logit = leave_base[activity tier] + leave_per_page * p
   - leave_per_watch * watches - leave_per_rating * (mean rating - 3)``.
@@ -28,7 +31,7 @@ with the numbers the user would have drawn alone.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -37,6 +40,9 @@ from .contract import (
 )  # fmt: skip
 from .preferences import PreferenceModel
 from .profile import TIERS, UserProfile
+
+if TYPE_CHECKING:
+    from .dynamics import WatchDynamics
 
 
 @dataclass(frozen=True)
@@ -82,18 +88,37 @@ class PageOutcome:
 class StatisticalBehaviour:
     """The statistical rules over arrays, for many users' pages at once."""
 
-    def __init__(self, preferences: PreferenceModel, activity_tiers: np.ndarray, config: BehaviourConfig = BehaviourConfig()):
+    def __init__(self, preferences: PreferenceModel, activity_tiers: np.ndarray, config: BehaviourConfig = BehaviourConfig(),
+                 dynamics: WatchDynamics | None = None):  # fmt: skip
         self.preferences = preferences
         self.activity_tiers = np.asarray(activity_tiers)
         self.config = config
+        self.dynamics = dynamics
+        """Fitted dynamics of interest (None: the static taste alone)."""
         self.leave_base = np.asarray(config.leave_base)
         self._satisfaction: dict[tuple[int, int, int], int] = {}  # satisfaction_of's answers by session counts
 
-    def watch_logits(self, users: np.ndarray, items: np.ndarray, pages: np.ndarray) -> np.ndarray:
-        """Watch logits for ``items [n, slate]`` shown to ``users [n]`` on ``pages [n]``."""
+    def interest_logits(self, users: np.ndarray, items: np.ndarray, recent: np.ndarray | None = None) -> np.ndarray:
+        """The users' interest in ``items [n, slate]``: the watch logit before the page's position, fatigue and shift.
+
+        `recent` (``[n, L]``, -1 pads; see `recent_of`) moves it when the behaviour has dynamics;
+        None means each user's last real items."""
+        taste = self.preferences.watch_logits(users, items)
+        if self.dynamics is None:
+            return taste
+        return self.dynamics.user_logits(taste, users, items, recent)
+
+    def recent_of(self, users: np.ndarray, watches: Sequence[Sequence[int]]) -> np.ndarray | None:
+        """``[n, L]`` recent items of ``users [n]`` who made these simulated `watches` (None without dynamics)."""
+        if self.dynamics is None:
+            return None
+        return self.dynamics.recent_after(users, watches)
+
+    def watch_logits(self, users: np.ndarray, items: np.ndarray, pages: np.ndarray, recent: np.ndarray | None = None) -> np.ndarray:
+        """Watch logits for ``items [n, slate]`` shown to ``users [n]`` on ``pages [n]`` (`recent`: see `interest_logits`)."""
         c = self.config
         positions = np.log1p(np.arange(items.shape[1]))[None, :]
-        logits = self.preferences.watch_logits(users, items) + c.watch_shift
+        logits = self.interest_logits(users, items, recent) + c.watch_shift
         return logits - c.position_decay * positions - c.fatigue * np.asarray(pages)[:, None]
 
     def decide(
@@ -106,6 +131,7 @@ class StatisticalBehaviour:
         watch_logits: np.ndarray | None = None,
         rating_probabilities: np.ndarray | None = None,
         uniforms: np.ndarray | None = None,
+        recent: np.ndarray | None = None,
     ) -> PageOutcome:
         """Draw watches, ratings and leaving for a batch of pages.
 
@@ -114,10 +140,11 @@ class StatisticalBehaviour:
         hybrid user passes its blended values); draws are the same either way.
         `uniforms` (``[n, 2 * slate + 1]``, one row per user, see `page_uniforms`) replaces
         drawing from `rng`; without it the three draws come from `rng` over the whole batch.
+        `recent` is the users' recent items (`recent_of`; None: their last real items).
         """
         users, items, pages = np.asarray(users), np.asarray(items), np.asarray(pages)
         k = items.shape[1]
-        logits = self.watch_logits(users, items, pages) if watch_logits is None else watch_logits
+        logits = self.watch_logits(users, items, pages, recent) if watch_logits is None else watch_logits
         levels = self.preferences.rating_probabilities(users, items) if rating_probabilities is None else rating_probabilities
         if uniforms is None:
             assert rng is not None, "decide needs an rng or uniforms"
@@ -195,7 +222,8 @@ class StatisticalBehaviour:
         pages = np.array([u.session.pages for u in users], dtype=np.int64)
         already = already_had([u.had for u in users], rows)
         uniforms = page_uniforms([u.rng for u in users], items.shape[1])
-        outcome = self.decide(None, ids, items, pages, already, uniforms=uniforms)
+        recent = self.recent_of(ids, [u.simulated_watches for u in users])
+        outcome = self.decide(None, ids, items, pages, already, uniforms=uniforms, recent=recent)
         watched, ratings, leave = outcome.watched.tolist(), outcome.ratings.tolist(), outcome.leave.tolist()
         # `record_page` is the users' own bookkeeping (history, session, reasons): shared so both paths agree.
         return [user.record_page(rows[r], watched[r], ratings[r], leave[r]) for r, user in enumerate(users)]
@@ -269,10 +297,14 @@ class StatisticalUser(SimulatedUser):
 
     def watch_probabilities(self, items: Sequence[int]) -> np.ndarray:
         items_arr = np.asarray(items, dtype=np.int64)[None, :]
-        logits = self.behaviour.watch_logits(np.array([self.profile.user]), items_arr, np.zeros(1))[0]
+        logits = self.behaviour.watch_logits(np.array([self.profile.user]), items_arr, np.zeros(1), self.recent())[0]
         # Judged alone at the top of a page: no position effect beyond the first slot.
         logits = logits + self.behaviour.config.position_decay * np.log1p(np.arange(len(items)))
         return sigmoid(logits)
+
+    def recent(self) -> np.ndarray | None:
+        """``[1, L]``: this user's recent items for the behaviour's dynamics (None without dynamics)."""
+        return self.behaviour.recent_of(np.array([self.profile.user]), [self.simulated_watches])
 
     def rating_probabilities(self, items: Sequence[int]) -> np.ndarray:
         return self.behaviour.preferences.rating_probabilities(np.full(len(items), self.profile.user), np.asarray(items, dtype=np.int64))

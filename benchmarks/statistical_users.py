@@ -1,10 +1,12 @@
-"""Throughput of the statistical user: vectorised pages vs one user at a time.
+"""Throughput of the statistical user: vectorised pages vs one user at a time, static taste vs dynamics.
 
     .venv/bin/python benchmarks/statistical_users.py [--users 100000] [--slate 10]
 
 Prints user-pages per second for `StatisticalBehaviour.decide` over a batch of
-users (watches, ratings, leaving) beside the per-user `StatisticalUser.view_page`
-loop measured in the same run, on ml-100k's fitted preference model.
+users (watches, ratings, leaving) for the users with dynamics (recent items and
+popularity; fitted on ml-100k's leave-one-out validation part) and for today's static
+users (the same kit without its dynamics), beside the per-user
+`StatisticalUser.view_page` loop, all measured in the same run.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 from recarena.agents.contract import SessionContext
 from recarena.agents.kit import build_user_kit
 from recarena.simulator.data import load_dataset
+from recarena.simulator.data.splits import leave_one_out
 
 
 def main() -> None:
@@ -29,19 +32,26 @@ def main() -> None:
     print(f"machine: {platform.machine()}, python {platform.python_version()}")
     data = load_dataset("ml-100k")
     started = time.perf_counter()
-    kit = build_user_kit(data, seed=0)
-    print(f"profiles + preference model on ml-100k: {time.perf_counter() - started:.1f} s")
+    split = leave_one_out(data)
+    kit = build_user_kit(split.train_dataset(), seed=0, validation=split.valid)
+    print(f"profiles + preference model + dynamics on ml-100k: {time.perf_counter() - started:.1f} s "
+          f"(chosen: {kit.dynamics_report.chosen})")
 
     rng = np.random.default_rng(0)
     users = rng.integers(0, data.n_users, args.users)
     items = rng.integers(0, data.n_items, (args.users, args.slate))
     pages = rng.integers(0, 5, args.users)
-    best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        outcome = kit.behaviour.decide(rng, users, items, pages)
-        best = min(best, time.perf_counter() - started)
-    vectorised = args.users / best
+    # Recent items as a session has them: the last real ones, then a few simulated watches.
+    recent = kit.behaviour.recent_of(users, [rng.integers(0, data.n_items, int(k)).tolist() for k in rng.integers(0, 4, args.users)])
+    rates = {}
+    for name, behaviour, moved in (("static", kit.static().behaviour, None), ("dynamic", kit.behaviour, recent)):
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            outcome = behaviour.decide(rng, users, items, pages, recent=moved)
+            best = min(best, time.perf_counter() - started)
+        rates[name] = args.users / best
+    vectorised = rates["dynamic"]
 
     loop_users = [kit.statistical_user(int(u), np.random.default_rng(int(u))) for u in users[: args.loop_pages]]
     started = time.perf_counter()
@@ -50,8 +60,9 @@ def main() -> None:
         user.view_page(page.tolist())
     loop = args.loop_pages / (time.perf_counter() - started)
     print(
-        f"slate {args.slate}: vectorised {vectorised:,.0f} user-pages/s ({args.users:,} at once), "
-        f"per-user loop {loop:,.0f} user-pages/s, ratio {vectorised / loop:.0f}x; "
+        f"slate {args.slate}: vectorised, users with dynamics {vectorised:,.0f} user-pages/s ({args.users:,} at once); "
+        f"static users {rates['static']:,.0f} user-pages/s (dynamics cost {rates['static'] / vectorised:.1f}x); "
+        f"per-user loop (with dynamics) {loop:,.0f} user-pages/s, vectorised/loop {vectorised / loop:.0f}x; "
         f"watch rate {outcome.watched.mean():.3f}, leave rate {outcome.leave.mean():.3f}"
     )
 

@@ -2,23 +2,27 @@
 
 Every scenario of the registry (`registry.py`) is a subcommand whose flags are its config's
 fields (see `config.py`); besides them, `data info` shows a dataset and `run FILE` runs a YAML
-experiment. Errors a person can fix (bad data, bad options) print one line and exit with
-status 2; anything else is a bug and keeps its traceback.
+experiment. Errors a person can fix (bad data, bad options, a busy or foreign run directory) print
+one line and exit with status 2; anything else is a bug and keeps its traceback. A scenario's
+warnings (`ScenarioWarning`: fewer users than asked, say) print one line too.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from recarena.recommenders import RecommenderError
 from recarena.simulator.data import DataError, load_dataset
-from recarena.simulator.rundir import RunConfigMismatch
+from recarena.simulator.rundir import RunDirectoryError
 
 from recarena.scenarios.config import add_arguments, from_namespace, option
-from recarena.scenarios.contract import ScenarioError
+from recarena.scenarios.contract import ScenarioError, ScenarioWarning
 from recarena.scenarios.registry import SCENARIOS
 
 
@@ -68,13 +72,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings(otherwise: Callable[..., None]) -> Callable[..., None]:
+    """A `warnings.showwarning` that prints a scenario's warning in one line, like the errors, and hands any other to `otherwise`."""
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: TextIO | None = None,
+             line: str | None = None) -> None:  # fmt: skip
+        if issubclass(category, ScenarioWarning):
+            print(f"recarena: warning: {message}", file=sys.stderr)
+        else:
+            otherwise(message, category, filename, lineno, file, line)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    python_show = warnings.showwarning
+    warnings.showwarning = _one_line_warnings(python_show)
     try:
         args.handler(args)
-    except (DataError, RecommenderError, ScenarioError, RunConfigMismatch) as error:
+    except (DataError, RecommenderError, ScenarioError, RunDirectoryError) as error:
         print(f"recarena: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        warnings.showwarning = python_show
     return 0
 
 

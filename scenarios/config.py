@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from recarena.agents.kit import UserKind
-from recarena.recommenders import RecommenderError, parse_assignments
+from recarena.agents.kit import UserKind, UserModel
+from recarena.recommenders import RecommenderError, parse_assignments, recommender_class
 
 from recarena.scenarios.contract import ScenarioError
 
@@ -97,7 +97,10 @@ def add_arguments(parser: argparse.ArgumentParser, config_type: type) -> None:
 
 
 def parse_model_params(texts: list[str], models: list[str]) -> dict[str, dict[str, str]]:
-    """``["bpr.dim=32", ...]`` as ``{"bpr": {"dim": "32"}}``; ScenarioError naming ``model_params`` on a bad entry."""
+    """``["bpr.dim=32", ...]`` as ``{"bpr": {"dim": "32"}}``; ScenarioError naming ``model_params`` on a bad entry.
+
+    The values are checked against each model's parameters here (``bpr.dim=-5`` fails now, not after
+    a run directory was made and other models were fitted)."""
     out: dict[str, dict[str, str]] = {}
     for text in texts:
         model, dot, rest = text.partition(".")
@@ -105,6 +108,11 @@ def parse_model_params(texts: list[str], models: list[str]) -> dict[str, dict[st
             raise ScenarioError(f"model_params: {text!r} must be MODEL.name=value with MODEL one of {models}")
         try:
             out.setdefault(model, {}).update(parse_assignments([rest]))
+        except RecommenderError as error:
+            raise ScenarioError(f"model_params: {error}") from None
+    for model, values in out.items():
+        try:
+            recommender_class(model).Params.build(model, None, values)
         except RecommenderError as error:
             raise ScenarioError(f"model_params: {error}") from None
     return out
@@ -146,6 +154,8 @@ class SimulatedUserOptions(LLMOptions):
     """The options of a scenario whose simulated users may be LLM or hybrid users."""
 
     calibration_users: int = option(20, "users whose held-out validation items calibrate the hybrid users' blend")
+    user_model: UserModel = option("dynamic", "the users' interest: dynamic (taste moved by recent items and popularity, fitted on the validation part, "
+                                              "the variant with the best held-out validation likelihood) or static (taste alone)")
     threads: int = option(8, "threads for LLM users' pages (their calls go out together)")
 
 

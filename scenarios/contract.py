@@ -13,10 +13,15 @@ Rules (checked by `recarena.scenarios.checker.check_scenario`):
 - ``config_type`` is a dataclass inheriting `recarena.scenarios.config.CommonOptions` (``dataset``,
   ``seed``, ``out``, ``progress``; `ReportOptions` adds ``html``) whose every field is an `option`
   with help text (so ``--help`` and a YAML file document themselves); it has a ``validate()``
-  method that raises `ScenarioError` with a one-line message naming the field.
-- ``run(config)`` validates, does the work with a tqdm bar when ``config.progress`` is true, writes
+  method that raises `ScenarioError` with a one-line message naming the field. It checks every
+  setting it can without the data (model parameters' values, an ``out`` that is a file:
+  `check_out_folder`), so a run is refused before it writes anything.
+- ``run(config)`` validates, reads the data, and only then makes its run directory (a
+  `recarena.simulator.rundir.RunDirectory` where it keeps events: locked, the data recorded by
+  content); it does the work with a tqdm bar when ``config.progress`` is true, writes
   ``results.json`` (plain JSON, the returned dict) into ``config.out`` and, when the config has
-  ``html`` set, a self-contained ``report.html``; it returns the results. (``evaluate`` is the one
+  ``html`` set, a self-contained ``report.html``, each whole or not at all
+  (`recarena.simulator.atomic`); it returns the results. (``evaluate`` is the one
   exception: its ``out`` names the JSON file itself, and it may be None: print only.)
 - Everything random derives from ``config.seed``: the same config gives the same results, apart
   from wall-clock timings, which live under keys ending in ``_s`` or ``seconds`` or named ``timings``.
@@ -27,9 +32,12 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
+
+from recarena.simulator.atomic import write_text_atomically
 
 ConfigT = TypeVar("ConfigT")
 
@@ -92,12 +100,34 @@ def jsonable(value: Any) -> Any:
 
 
 def write_results(results: dict[str, Any], out: Path) -> Path:
-    """Write `results` to ``out/results.json`` (creating `out`); returns the file's path."""
+    """Write `results` to ``out/results.json`` (creating `out`) whole or not at all; returns the file's path."""
     out = Path(out)
+    check_out_folder(out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "results.json"
-    path.write_text(json.dumps(jsonable(results), indent=2))
-    return path
+    return write_text_atomically(out / "results.json", json.dumps(jsonable(results), indent=2))
+
+
+def check_out_folder(out: Path | None, field: str = "out") -> None:
+    """ScenarioError naming `field` when the output folder `out`, or the nearest of its parents that exists, is a file.
+
+    Called by a config's `validate`, so that a run that could never write its files fails before any work."""
+    if out is None:
+        return
+    existing = next((p for p in (Path(out), *Path(out).parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "" if existing == Path(out) else f" (so {out} cannot be made)"
+        raise ScenarioError(f"{field}: {existing} is a file{where}; give a folder for the run's files")
+
+
+class ScenarioWarning(UserWarning):
+    """Something a person should know about a run that still goes ahead (the CLI prints it in one line)."""
+
+
+def capped(field: str, asked: int, available: int, what: str) -> int:
+    """``min(asked, available)``, warning once that only `available` will run when `field` asked for more."""
+    if asked > available:
+        warnings.warn(f"{field}: {asked} asked but {what} has {available}; {available} will run", ScenarioWarning, stacklevel=2)
+    return min(asked, available)
 
 
 def timing_free(results: Any) -> Any:

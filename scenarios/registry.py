@@ -7,6 +7,7 @@ subclass, added here with one line.
 from __future__ import annotations
 
 from recarena.scenarios.ab.scenario import ABScenario
+from recarena.scenarios.agreement.scenario import AgreementScenario
 from recarena.scenarios.augment.scenario import AugmentScenario
 from recarena.scenarios.contract import Scenario, ScenarioError
 from recarena.scenarios.evaluate.scenario import EvaluateScenario
@@ -17,6 +18,7 @@ from recarena.scenarios.prompt_opt.scenario import PromptOptScenario
 
 SCENARIOS: dict[str, Scenario] = {scenario.name: scenario for scenario in (
     ABScenario(),
+    AgreementScenario(),
     AugmentScenario(),
     EvaluateScenario(),
     FeedbackLoopScenario(),

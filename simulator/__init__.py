@@ -17,6 +17,7 @@ _EXPORTS = {
     "RecArenaEnv": "env", "EnvConfig": "env", "SlateSpace": "env", "InvalidSlateError": "env",
     "RecArenaVectorEnv": "vector_env", "show_pages": "sessions", "RowGenerators": "sessions",
     "EventStore": "events", "RunDirectory": "rundir", "RunConfigMismatch": "rundir",
+    "RunDirectoryError": "rundir", "RunDirectoryBusy": "rundir",
     "Population": "population", "PopulationConfig": "population", "UserAgent": "population", "round_figures": "metrics",
     "movielens_kit": "registration", "register_envs": "env",
 }  # fmt: skip

@@ -148,6 +148,7 @@ def fast_statistical_sessions(kit: Any, recommender: Any, users: np.ndarray, *, 
     seen = kit.preferences.seen
     shown: list[list[int]] = [[] for _ in range(n)]
     totals = {k: np.zeros(n) for k in ("shown", "watched", "rating_sum", "pages")}
+    recent = behaviour.recent_of(users, [[] for _ in range(n)])  # None without dynamics
     alive = np.arange(n)
     for page in range(pages):
         if len(alive) == 0:
@@ -157,7 +158,12 @@ def fast_statistical_sessions(kit: Any, recommender: Any, users: np.ndarray, *, 
         if (items < 0).any():
             raise ValueError("fast_statistical_sessions: the catalogue ran out of items for a full slate")
         already = already_had([seen[u] for u in users[alive].tolist()], items.tolist())
-        outcome = behaviour.decide(rng, users[alive], items, np.full(len(alive), page), already)
+        outcome = behaviour.decide(rng, users[alive], items, np.full(len(alive), page), already,
+                                   recent=recent[alive] if recent is not None else None)  # fmt: skip
+        if recent is not None:  # the users' interest moves with what they watched, as the users' own pages do
+            for r, row, watched in zip(alive.tolist(), items, outcome.watched):
+                if watched.any():
+                    recent[r] = np.concatenate([recent[r], row[watched]])[-recent.shape[1] :]
         for r, row in zip(alive, items.tolist()):
             shown[r].extend(row)
         totals["shown"][alive] += slate_size

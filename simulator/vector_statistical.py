@@ -14,7 +14,9 @@ What the user objects kept per session is kept here per sub-environment:
   session's watches), never watched again;
 * ``user_pages``: pages the user saw (an all-invalid slate shows nothing and is no page
   for the user, though the env counts it);
-* ``n_shown``, ``n_watched``, ``rating_sum``: what the interview's satisfaction needs.
+* ``n_shown``, ``n_watched``, ``rating_sum``: what the interview's satisfaction needs;
+* ``recent [num_envs, L]`` (when the users have dynamics): the user's recent items, its last
+  real ones then this session's watches, as `StatisticalBehaviour.recent_of` gives them.
 
 The per-step cost left is a few array operations per step plus, for the sub-environments
 whose users watched something, their history row; ``info["reactions"]`` (a list of dicts
@@ -51,6 +53,8 @@ class StatisticalSessions:
         self.n_watched = np.zeros(num_envs, np.int64)
         self.rating_sum = np.zeros(num_envs, np.int64)
         self.histories = histories
+        dynamics = kit.behaviour.dynamics
+        self.recent = None if dynamics is None else np.full((num_envs, dynamics.start_recent.shape[1]), -1, np.int64)
         self._seen_arrays: dict[int, np.ndarray] = {}  # per user, built on first use
         self._history_rows: dict[int, np.ndarray] = {}
 
@@ -67,6 +71,8 @@ class StatisticalSessions:
         self.rows["last_watched"][envs] = 0
         self.rows["last_ratings"][envs] = 0
         self.rows["history"][envs] = np.stack([self._history_row(u) for u in users])
+        if self.recent is not None:
+            self.recent[envs] = self.behaviour.dynamics.start_recent[np.asarray(users, np.int64)]
 
     def _seen_items(self, user: int) -> np.ndarray:
         items = self._seen_arrays.get(user)
@@ -108,8 +114,11 @@ class StatisticalSessions:
             items = np.array([slates[r] for r in rows.tolist()], np.int64) if len(rows) < n else np.array(slates, np.int64)
             already = self.had[where[:, None], items]
             uniforms = page_uniforms([generators[i] for i in where.tolist()], length)
-            out = self.behaviour.decide(None, users[where], items, self.user_pages[where], already, uniforms=uniforms)
+            recent = self.recent[where] if self.recent is not None else None
+            out = self.behaviour.decide(None, users[where], items, self.user_pages[where], already, uniforms=uniforms, recent=recent)
             watched, ratings = out.watched, out.ratings
+            if self.recent is not None:
+                self._extend_recent(where, items, watched)
             self.had[where[:, None], items] |= watched
             self.user_pages[where] += 1
             self.n_shown[where] += length
@@ -160,6 +169,12 @@ class StatisticalSessions:
             for name, values in (("last_items", items[j]), ("last_watched", watched[j]), ("last_ratings", ratings[j])):
                 self.rows[name][i] = -1 if name == "last_items" else 0
                 self.rows[name][i, positions] = values
+
+    def _extend_recent(self, where: np.ndarray, items: np.ndarray, watched: np.ndarray) -> None:
+        """Append each page's watched items to the user's recent items (last L, oldest first)."""
+        for j in np.flatnonzero(watched.any(1)).tolist():
+            row = self.recent[where[j]]
+            row[:] = np.concatenate([row, items[j][watched[j]]])[-len(row) :]
 
     def _extend_histories(self, where: np.ndarray, items: np.ndarray, watched: np.ndarray) -> None:
         """Append each page's watched items to the history row (last ``history_length``, oldest first)."""

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from recarena.scenarios.ab.metrics import LABELS, POPULATION_METRICS, USER_METRICS
+from recarena.scenarios.agreement.summary import summary_html
 from recarena.scenarios.html_blocks import STYLE as _STYLE
 from recarena.scenarios.html_blocks import fmt as _fmt
 from recarena.scenarios.html_blocks import png as _png
@@ -61,6 +62,11 @@ def format_summary(results: dict[str, Any]) -> str:
         for name, o in ope["arms"].items():
             lines.append(name.ljust(width) + "".join(_fmt(o.get(k)).rjust(w) for k, w in
                          (("truth", 11), ("naive", 9), ("ips", 9), ("snips", 9), ("dr", 9), ("support", 9))))  # fmt: skip
+    if "agreement" in results:
+        checked = results["agreement"]
+        lines.append("\nchecked against reality: " + ("no agreement run here (recarena agreement --out OUT/agreement)" if checked is None else
+                     f"Spearman {_fmt(checked.get('spearman'))} between simulated and real orders, {checked.get('agree')} of "
+                     f"{checked.get('clear_pairs')} clear pairs agree ({checked['path']})" if "spearman" in checked else checked["note"]))  # fmt: skip
     return "\n".join(lines)
 
 
@@ -180,11 +186,14 @@ def render_html(results: dict[str, Any]) -> str:
         blend_html = (f'<p class="note">Hybrid users: the LLM moves the watch logit by {_fmt(effect.get("llm"))} against '
                       f'{_fmt(effect.get("preference"))} for the preference model (weight x spread, fitted on held-out items).</p>')  # fmt: skip
     config = results["config"]
+    checked = summary_html(results["agreement"]) if "agreement" in results else ""
     return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>recarena A/B test</title><style>{_STYLE}</style></head><body>
 <h1>Simulated A/B test on {esc(results['dataset'])}</h1>
-<p class="note">{len(arms)} arms, control <b>{esc(results['control'])}</b>, {esc(results['design'])} design, {esc(config['user_kind'])} users,
+<p class="note">{len(arms)} arms, control <b>{esc(results['control'])}</b>, {esc(results['design'])} design, {esc(config['user_kind'])} users
+({esc(config.get('user_model', 'static'))} interest),
 up to {config['pages']} pages of {config['slate_size']} items, seed {config['seed']}. Each user is the unit: figures are means over users;
 coverage and Gini are over all impressions of the arm. Verdicts use p after Holm's correction at alpha {alpha}.</p>
+{checked}
 <h2>Summary</h2>{summary}
 <h2>Effects against the control</h2>{effects}{plots.get('effects', '')}
 <p class="note">"users for 80% power": how many simulated users (per arm for a split design) the t-test needs to detect the observed

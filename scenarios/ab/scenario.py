@@ -34,6 +34,8 @@ from tqdm.auto import tqdm
 
 from recarena.recommenders import RecommenderError, recommender_class, recommender_names
 from recarena.simulator.arm_sessions import Twins, fast_statistical_sessions, records_to_frames, simulate_arm, store_frames
+from recarena.simulator.atomic import replaced_atomically
+from recarena.simulator.data import load_dataset
 from recarena.simulator.data.streams import AA_ARM, AB_STATISTICS, AB_USERS
 from recarena.simulator.exploration import SlatePolicy
 from recarena.simulator.parallel import make_executor
@@ -42,8 +44,9 @@ from recarena.simulator.rundir import RunDirectory
 from recarena.scenarios.ab import metrics as am
 from recarena.scenarios.ab.sharded import ShardSettings, shared_world, simulate_arm_sharded
 from recarena.scenarios.ab.world import World, WorldSpec, build_world
+from recarena.scenarios.agreement.summary import agreement_summary
 from recarena.scenarios.config import UserKindOptions, option, parse_model_params
-from recarena.scenarios.contract import Scenario, ScenarioError, where_written, write_results
+from recarena.scenarios.contract import Scenario, ScenarioError, capped, check_out_folder, where_written, write_results
 from recarena.scenarios.comparisons import Comparison, compare_users, coverage_of, gini_of, holm, population_comparison
 
 
@@ -79,6 +82,7 @@ class ABConfig(UserKindOptions):
     backend: Literal["local", "ray"] = option("local", "where sessions run: this process, or shards as Ray tasks (pip install 'recarena[ray]'); same events either way")
     workers: int = option(2, "Ray workers (CPUs of a local Ray; the shards are 2 per worker)")
     ray_address: str = option("", "an existing Ray cluster's address (default: start a local Ray with --workers CPUs)")
+    agreement: Path | None = option(None, "an agreement run's folder (recarena agreement) for the report to summarise (default: OUT/agreement when it holds one)")
 
     def arm_models(self) -> list[str]:
         return [a.strip() for a in self.arms.split(",") if a.strip()]
@@ -116,12 +120,14 @@ class ABConfig(UserKindOptions):
             raise ABConfigError(f"workers: must be at least 1, got {self.workers}")
         if self.backend == "ray" and self.aa:
             raise ABConfigError("backend: the A/A self-check runs in memory; use --backend local with --aa")
+        parse_model_params(self.model_params, models)  # the values too: a bad one fails before anything is written
+        check_out_folder(self.out)
 
     def world_spec(self) -> WorldSpec:
         """What building this test's world reads (validates first; a bad --model-params fails here)."""
         self.validate()
         return WorldSpec(self.dataset, tuple(dict.fromkeys(self.arm_models())), parse_model_params(self.model_params, self.arm_models()),
-                         self.user_kind, self.llm, self.llm_cache, self.calibration_users, self.seed, self.progress)  # fmt: skip
+                         self.user_kind, self.user_model, self.llm, self.llm_cache, self.calibration_users, self.seed, self.progress)  # fmt: skip
 
     def assignment(self) -> Assignment:
         """Who meets which arm (the A/A check: the control and its copy ``CONTROL#A'``)."""
@@ -139,7 +145,7 @@ class ABConfig(UserKindOptions):
 
     def recorded(self) -> dict[str, Any]:
         """The settings that define the run (what a resume must match)."""
-        skip = {"progress", "html", "threads", "out", "llm_cache", "quotes", "backend", "workers", "ray_address"}
+        skip = {"progress", "html", "threads", "out", "llm_cache", "quotes", "backend", "workers", "ray_address", "agreement"}
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items() if k not in skip}
 
 
@@ -199,10 +205,16 @@ def compare_arms(config: ComparisonPlan, per_user: dict[str, pd.DataFrame], coun
 
 def run_ab(config: ABConfig, world: World | None = None) -> dict[str, Any]:
     """Run the A/B test of `config` into ``config.out``; returns the results (also in results.json)."""
-    config.validate()
     started = time.perf_counter()
-    run_dir = RunDirectory(config.out, config.recorded(), config.seed)
-    world = world or build_world(config.world_spec(), models_dir=config.out / "models")
+    spec = config.world_spec()  # settings and model parameters: nothing is written before they pass
+    dataset = world.dataset if world is not None else load_dataset(config.dataset)  # nor before the data reads
+    capped("users", config.users, dataset.n_users, f"dataset {dataset.name!r}")
+    with RunDirectory(config.out, config.recorded(), config.seed, data=dataset) as run_dir:  # locked: one run at a time
+        return _run_ab_in(run_dir, config, world or build_world(spec, models_dir=config.out / "models"), started)
+
+
+def _run_ab_in(run_dir: RunDirectory, config: ABConfig, world: World, started: float) -> dict[str, Any]:
+    """`run_ab` inside its open run directory."""
     users, arms = assign_users(config.assignment(), world.dataset.n_users, config.seed)
     labels, models = config.arm_labels(), dict(zip(config.arm_labels(), config.arm_models()))
     control = config.control_label()
@@ -231,6 +243,8 @@ def run_ab(config: ABConfig, world: World | None = None) -> dict[str, Any]:
                **summarise(config.comparison_plan(), world, users, arms, impressions, sessions, usage, control)}  # fmt: skip
     results["run"] = {"directory": str(config.out), "seed": config.seed, "versions": run_dir.meta.get("versions"),
                       "resumed": run_dir.resumed, "seconds": time.perf_counter() - started}  # fmt: skip
+    # How far this simulator was checked against reality on this data: an agreement run's figures, if there is one.
+    results["agreement"] = agreement_summary(config.agreement or config.out / "agreement", world.dataset.name, config.user_model)
     from recarena.scenarios.ab.ope import off_policy_estimates
 
     if config.explore > 0:
@@ -240,8 +254,9 @@ def run_ab(config: ABConfig, world: World | None = None) -> dict[str, Any]:
     if config.html:
         from recarena.scenarios.ab.report import write_report
 
-        results["report"] = str(write_report(results, impressions, sessions, world, config.out / "report.html"))
-    run_dir.close()
+        with replaced_atomically(config.out / "report.html") as partial:
+            write_report(results, impressions, sessions, world, partial)
+        results["report"] = str(config.out / "report.html")
     return results
 
 
@@ -289,6 +304,7 @@ def run_aa(config: ABConfig, world: World | None = None, runs: int | None = None
     config.validate()
     runs = config.aa_runs if runs is None else runs
     world = world or build_world(config.world_spec())
+    capped("users", config.users, world.dataset.n_users, f"dataset {world.dataset.name!r}")
     model = config.arm_models()[0]
     recommender = world.recommenders[model]
     make_user = world.user_factory(config.user_kind)

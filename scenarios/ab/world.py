@@ -5,10 +5,11 @@
 `WorldSpec` is what building the world reads, and nothing else: a scenario's config gives one
 (`ABConfig.world_spec`, `FeedbackConfig.world_spec`), so the world never sees a whole config.
 
-1. The dataset is split leave-one-out by time.
+1. The dataset is split leave-one-out by time (or, for the agreement check, by a global cut in time).
 2. Every model is fitted once on the training part (early stopping on the validation part), or
    loaded from ``models_dir`` when a previous run saved it there.
-3. The users' kit (profiles, preference model) is built on the same training part.
+3. The users' kit (profiles, preference model) is built on the same training part; with
+   ``user_model="dynamic"`` their dynamics of interest are fitted on the validation part.
 4. LLM and hybrid users get the LLM (`recarena.agents.llm.build_llm`); hybrid users' blend is
    calibrated on the validation items of `calibration_users` users
    (`recarena.agents.calibration.calibrate_on_validation`): the test items never reach a user model.
@@ -19,12 +20,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
-from recarena.agents.kit import UserKind, UserKit, build_user_kit
+from recarena.agents.kit import UserKind, UserKit, UserModel, build_user_kit
 from recarena.recommenders import Recommender, build_recommender
 from recarena.simulator.data import Dataset, load_dataset
-from recarena.simulator.data.splits import Split, leave_one_out
+from recarena.simulator.data.splits import Split, leave_one_out, temporal_split
 
 
 @dataclass(frozen=True)
@@ -37,12 +38,18 @@ class WorldSpec:
     model_params: dict[str, dict[str, Any]]
     """Hyper-parameters per model (`recarena.scenarios.config.parse_model_params`)."""
     user_kind: UserKind
+    user_model: UserModel
+    """``dynamic``: the users' dynamics are fitted on the split's validation part; ``static``: taste alone."""
     llm: str
     llm_cache: Path | None
     calibration_users: int
     seed: int
     progress: bool
     """Training bars of the models and the calibration's bar."""
+    split: Literal["loo", "temporal"] = "loo"
+    """Leave-one-out by time, or a global cut in time (`temporal_split`) holding out `test_fraction`."""
+    test_fraction: float = 0.2
+    """The temporal split's test share (its validation part is the 10% of interactions before the test part)."""
 
 
 @dataclass
@@ -65,7 +72,7 @@ class World:
 def build_world(spec: WorldSpec, models_dir: Path | None = None) -> World:
     """Load the data, fit (or load) each model once, build the users' kit, and the LLM when needed."""
     dataset = load_dataset(spec.dataset)
-    split = leave_one_out(dataset)
+    split = leave_one_out(dataset) if spec.split == "loo" else temporal_split(dataset, valid_fraction=0.1, test_fraction=spec.test_fraction)
     train = split.train_dataset()
     recommenders, seconds = {}, {}
     for model in spec.models:
@@ -80,7 +87,7 @@ def build_world(spec: WorldSpec, models_dir: Path | None = None) -> World:
             if path is not None:
                 built.save(path)
         recommenders[model], seconds[model] = built, time.perf_counter() - started
-    kit = build_user_kit(train, seed=spec.seed)
+    kit = build_user_kit(train, seed=spec.seed, validation=split.valid if spec.user_model == "dynamic" else None)
     world = World(dataset, split, kit, recommenders, seconds)
     if spec.user_kind != "statistical":
         from recarena.agents.calibration import calibrate_on_validation

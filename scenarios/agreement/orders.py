@@ -145,7 +145,10 @@ def pair_verdicts(real: dict[str, np.ndarray], simulated: dict[str, np.ndarray],
 
 
 def concordance(verdicts: list[PairVerdict]) -> dict[str, float | int]:
-    """Counts of each verdict and the share of clear pairs the simulation orders the same way (NaN: no clear pair)."""
+    """Counts of each verdict; the share of clear pairs whose simulated significant winner is the real one
+    (``concordance``); and how many clear pairs the simulated means order the same way, significant or not
+    (``same_direction``). NaN shares: no clear pair."""
     counts = {v: sum(p.verdict == v for p in verdicts) for v in ("agree", "disagree", "undecided", "unclear")}
     clear = counts["agree"] + counts["disagree"] + counts["undecided"]
-    return {**counts, "clear_pairs": clear, "concordance": counts["agree"] / clear if clear else float("nan")}
+    same = sum(p.real_clear and p.simulated_difference > 0 for p in verdicts)
+    return {**counts, "clear_pairs": clear, "concordance": counts["agree"] / clear if clear else float("nan"), "same_direction": same}

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from recarena.simulator.atomic import write_text_atomically
+
 from recarena.scenarios.html_blocks import escape, fmt, page, png, pyplot, table
 
 VARIANT_COLOURS = {"real": "#777777", "simulated": "#1f77b4", "popularity": "#ff7f0e", "random": "#2ca02c", "shown": "#8c564b"}
@@ -126,5 +128,4 @@ def write_report(results: dict[str, Any], path: Path) -> Path:
                  f"fitting and evaluation {fmt(timings.get('fits'), 1)} s).</p>")  # fmt: skip
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page(f"recarena augment: {config['dataset']}", "\n".join(parts)), encoding="utf-8")
-    return path
+    return write_text_atomically(path, page(f"recarena augment: {config['dataset']}", "\n".join(parts)))

@@ -52,7 +52,7 @@ from tqdm.auto import tqdm
 from recarena.scenarios.augment import data as ad
 from recarena.scenarios.augment.stats import summarise
 from recarena.scenarios.config import UserKindOptions, option, parse_model_params
-from recarena.scenarios.contract import Scenario, ScenarioError, where_written, write_results
+from recarena.scenarios.contract import Scenario, ScenarioError, check_out_folder, where_written, write_results
 
 REGIMES = ("sparse", "full")
 # Modest training so that the default run takes minutes on two CPU cores (override with --model-params).
@@ -100,6 +100,7 @@ class AugmentConfig(UserKindOptions):
         return (ad.REAL, ad.SIMULATED, *[name.strip() for name in self.baselines.split(",") if name.strip()])
 
     def validate(self) -> None:
+        check_out_folder(self.out)
         names = self.recommender_names()
         if not names:
             raise ScenarioError("recommenders: name at least one recommender")
@@ -170,16 +171,24 @@ def make_users(config: AugmentConfig, train: Dataset, seed: int, llm: Any, progr
     from recarena.agents.preferences import PreferenceConfig
 
     kit = build_user_kit(train, seed=seed, preference_config=PreferenceConfig(seed=seed, epochs=config.preference_epochs))
+    # The last two training interactions of each user stand in for validation (dynamics, the hybrid blend); the
+    # calibration kit never sees them. No real held-out interaction is in `train`, so none can reach a user model.
+    inner = leave_one_out(train)
+    calibration = dataclasses.replace(inner, valid=pd.concat([inner.valid, inner.test], ignore_index=True), test=inner.test.iloc[:0])
+    calibration_kit = None
+    if config.user_model == "dynamic" or config.user_kind == "hybrid":
+        calibration_kit = build_user_kit(calibration.train_dataset(), seed=seed, validation=calibration.valid if config.user_model == "dynamic" else None,
+                                         preference_config=PreferenceConfig(seed=seed, epochs=config.preference_epochs))  # fmt: skip
+    if config.user_model == "dynamic":
+        from recarena.agents.dynamics import carry_over
+
+        # Weights fitted on the inner split, tables rebuilt on the whole training part the users know.
+        kit.behaviour.dynamics = carry_over(calibration_kit.behaviour.dynamics, train, kit.preferences)
+        kit.dynamics_report = calibration_kit.dynamics_report
     if config.user_kind != "hybrid":
         return kit.factory(config.user_kind, llm)
     from recarena.agents.calibration import calibrate_on_validation
 
-    # The last two training interactions of each user calibrate, as validation; the kit below never sees them.
-    # (No real held-out interaction is in `train`, so none can reach the blend.)
-    inner = leave_one_out(train)
-    calibration = dataclasses.replace(inner, valid=pd.concat([inner.valid, inner.test], ignore_index=True), test=inner.test.iloc[:0])
-    calibration_kit = build_user_kit(calibration.train_dataset(), seed=seed,
-                                     preference_config=PreferenceConfig(seed=seed, epochs=config.preference_epochs))
     blend = calibrate_on_validation(calibration_kit, calibration, llm, n_users=config.calibration_users, positives_per_user=2,
                                     seed=seed, progress=progress)  # fmt: skip
     return kit.factory("hybrid", llm, blend)

@@ -17,11 +17,12 @@ from typing import Any, Literal
 from recarena.recommenders import Recommender, RecommenderError, build_recommender, history_scorer, parse_assignments
 from recarena.recommenders.registry import recommender_class, recommender_names
 from recarena.recommenders.evaluation import EvaluationResult, evaluate, evaluate_sampled
+from recarena.simulator.atomic import write_text_atomically
 from recarena.simulator.data import load_dataset
 from recarena.simulator.data.splits import Split, make_split
 
 from recarena.scenarios.config import CommonOptions, option
-from recarena.scenarios.contract import Scenario, ScenarioError
+from recarena.scenarios.contract import Scenario, ScenarioError, check_out_folder
 
 # The registry's names, read from it so a new recommender needs no edit here; a Literal so --help lists them.
 ModelName = Literal[tuple(recommender_names())]  # type: ignore[valid-type]
@@ -42,6 +43,9 @@ class EvaluateConfig(CommonOptions):
         """The cut-offs and the model's hyper-parameters (ScenarioError naming the field)."""
         if not self.k or min(self.k) < 1:
             raise ScenarioError(f"k: each cut-off must be at least 1, got {self.k}")
+        if self.out is not None and self.out.is_dir():
+            raise ScenarioError(f"out: {self.out} is a folder; evaluate writes one JSON file, give its name (e.g. {self.out / 'evaluation.json'})")
+        check_out_folder(self.out.parent if self.out is not None else None)
         try:
             params_type = recommender_class(self.model).Params
         except RecommenderError as error:
@@ -82,7 +86,7 @@ def run_offline_evaluation(config: EvaluateConfig) -> dict:
                                   "users": results["full"].n_users}
     if config.out is not None:
         config.out.parent.mkdir(parents=True, exist_ok=True)
-        config.out.write_text(json.dumps(report, indent=2))
+        write_text_atomically(config.out, json.dumps(report, indent=2))
     return report
 
 

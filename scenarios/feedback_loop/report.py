@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from recarena.simulator.atomic import write_text_atomically
+
 from recarena.scenarios.html_blocks import escape, fmt, page, png, pyplot, table
 
 LABELS = {
@@ -117,5 +119,4 @@ def write_report(results: dict[str, Any], path: Path) -> Path:
         body += ["<h2>LLM usage</h2>", table(["arm", "calls", "cache hits", "fallbacks"], rows),
                  f'<p class="note">Total: {escape(str({k: v for k, v in total.items() if isinstance(v, (int, float))}))}</p>']  # fmt: skip
     path = Path(path)
-    path.write_text(page(f"Feedback loop on {results['dataset']}", "\n".join(body)), encoding="utf-8")
-    return path
+    return write_text_atomically(path, page(f"Feedback loop on {results['dataset']}", "\n".join(body)))

@@ -36,6 +36,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from recarena.recommenders import Recommender, RecommenderError, recommender_class, recommender_names
+from recarena.simulator.data import load_dataset
 from recarena.simulator.data.streams import FEEDBACK_BOOTSTRAP
 from recarena.simulator.exploration import SlatePolicy
 from recarena.simulator.metrics import FIGURES, group_genre_figures
@@ -44,7 +45,7 @@ from recarena.simulator.rundir import RunDirectory
 
 from recarena.scenarios.ab.world import World, WorldSpec, build_world
 from recarena.scenarios.config import UserKindOptions, option, parse_model_params
-from recarena.scenarios.contract import Scenario, ScenarioError, where_written, write_results
+from recarena.scenarios.contract import Scenario, ScenarioError, capped, check_out_folder, where_written, write_results
 
 MODIFIERS = ("mmr", "epsilon", "frozen")
 #: The figures the summary and the change table lead with (what Agent4Rec's filter bubble is about).
@@ -130,13 +131,15 @@ class FeedbackConfig(UserKindOptions):
             raise FeedbackConfigError(f"mmr: must be in (0, 1), got {self.mmr}")
         if self.pool < self.slate_size and any(a.explore.mmr > 0 for a in arms):
             raise FeedbackConfigError(f"pool: must be at least slate_size ({self.slate_size}) for +mmr arms, got {self.pool}")
+        parse_model_params(self.model_params, self.arm_models())  # the values too: a bad one fails before anything is written
+        check_out_folder(self.out)
 
     def world_spec(self) -> WorldSpec:
         """What building the loop's world reads (the A/B test's world: `recarena.scenarios.ab.world`)."""
         self.validate()
         models = self.arm_models()
-        return WorldSpec(self.dataset, tuple(models), parse_model_params(self.model_params, models), self.user_kind, self.llm,
-                         self.llm_cache, self.calibration_users, self.seed, self.progress)  # fmt: skip
+        return WorldSpec(self.dataset, tuple(models), parse_model_params(self.model_params, models), self.user_kind, self.user_model,
+                         self.llm, self.llm_cache, self.calibration_users, self.seed, self.progress)  # fmt: skip
 
     def recorded(self) -> dict[str, Any]:
         """The settings that define the run (what a resume must match)."""
@@ -156,12 +159,19 @@ def fresh_recommender(world: World, model: str, models_dir: Path, progress: bool
 
 def run_feedback_loop(config: FeedbackConfig, world: World | None = None) -> dict[str, Any]:
     """Run every arm's loop into ``config.out``; returns the results (also in results.json)."""
-    config.validate()
     started = time.perf_counter()
+    spec = config.world_spec()  # settings and model parameters: nothing is written before they pass
+    dataset = world.dataset if world is not None else load_dataset(config.dataset)  # nor before the data reads
+    capped("users", config.users, dataset.n_users, f"dataset {dataset.name!r}")
+    # Locked for the whole loop; a rerun into a run of other settings or data stops here, before any fitting.
+    with RunDirectory(config.out, config.recorded(), config.seed, data=dataset):
+        return _run_loop(config, world or build_world(spec, models_dir=Path(config.out) / "models"), started)
+
+
+def _run_loop(config: FeedbackConfig, world: World, started: float) -> dict[str, Any]:
+    """`run_feedback_loop` inside its open run directory."""
     out = Path(config.out)
-    RunDirectory(out, config.recorded(), config.seed).close()  # a rerun into a run of other settings stops here, before any fitting
     models_dir = out / "models"
-    world = world or build_world(config.world_spec(), models_dir=models_dir)
     arms = config.arm_list()
     bar = tqdm(total=len(arms) * config.rounds, desc="rounds (arms x rounds)", disable=not config.progress)
     runs: dict[str, dict[str, Any]] = {}
@@ -187,8 +197,10 @@ def _run_arm(config: FeedbackConfig, world: World, arm: Arm, models_dir: Path, b
         threads=config.threads, run="feedback-loop", arm=arm.label, progress=False, explore=arm.explore,
     )  # fmt: skip
     recommender = fresh_recommender(world, arm.model, models_dir, progress=False)
+    # The loop's own run directory checks the data by content; a path here would refuse the same folder given another way.
+    recorded = {k: v for k, v in config.recorded().items() if k != "dataset"}
     population = Population(world.kit, recommender, population_config, seed=config.seed, make_user=world.user_factory(config.user_kind),
-                            run_dir=Path(config.out) / "arms" / _folder(arm.label), describe={"feedback_loop": config.recorded()})  # fmt: skip
+                            run_dir=Path(config.out) / "arms" / _folder(arm.label), describe={"feedback_loop": recorded})  # fmt: skip
     bar.update(population.round)
     while population.round < config.rounds:
         population.step()

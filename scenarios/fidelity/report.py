@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from recarena.simulator.atomic import write_text_atomically
+
 from recarena.scenarios.html_blocks import escape, fmt, page, png, pyplot, table
 
 HIGHER, LOWER = "higher", "lower"
@@ -278,5 +280,4 @@ def write_report(results: dict[str, Any], path: Path) -> Path:
         body.append(_detail(evaluation))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page(f"Fidelity: {results['dataset']}", "\n".join(body)), encoding="utf-8")
-    return path
+    return write_text_atomically(path, page(f"Fidelity: {results['dataset']}", "\n".join(body)))

@@ -25,12 +25,13 @@ from recarena.recommenders.llm_prompt import (
     PromptTemplate,
     TemplateError,
 )
+from recarena.simulator.atomic import replaced_atomically, write_text_atomically
 from recarena.simulator.data import load_dataset
 from recarena.simulator.data.splits import leave_one_out
 
 from recarena.scenarios import html_blocks as H
 from recarena.scenarios.config import LLMOptions, option
-from recarena.scenarios.contract import Scenario, ScenarioError, where_written, write_results
+from recarena.scenarios.contract import Scenario, ScenarioError, check_out_folder, where_written, write_results
 from recarena.scenarios.prompt_bench.protocols import (
     PROTOCOLS,
     BenchResult,
@@ -69,6 +70,7 @@ class PromptBenchConfig(LLMOptions):
         return [b.strip() for b in self.baselines.split(",") if b.strip()]
 
     def validate(self) -> None:
+        check_out_folder(self.out)
         for name, value, low in (("users", self.users, 1), ("seeds", self.seeds, 1), ("history_len", self.history_len, 1),
                                  ("llm_threads", self.llm_threads, 0)):  # fmt: skip
             if value < low:
@@ -161,7 +163,8 @@ def run_prompt_bench(config: PromptBenchConfig) -> dict[str, Any]:
         tables[protocol] = {"metrics": list(PROTOCOLS[protocol].metrics), "rows": [_summarise(v) for v in by_ranker.values()]}
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(case_rows).to_csv(out / "cases.csv", index=False)
+    with replaced_atomically(out / "cases.csv") as partial:
+        pd.DataFrame(case_rows).to_csv(partial, index=False)
     results: dict[str, Any] = {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()
                    if k not in ("out", "progress", "html", "llm_cache", "llm_threads")},
@@ -176,8 +179,7 @@ def run_prompt_bench(config: PromptBenchConfig) -> dict[str, Any]:
         results["llm_fallbacks"] = len(usage["fallbacks"])
     results["results_file"] = str(write_results(results, out))
     if config.html:
-        (out / "report.html").write_text(render_report(results))
-        results["report"] = str(out / "report.html")
+        results["report"] = str(write_text_atomically(out / "report.html", render_report(results)))
         write_results(results, out)
     if llm is not None:
         llm.close()

@@ -50,7 +50,7 @@ def online_check(dataset: Dataset, split: Split, llm: Any, prompts: dict[str, st
         t0 = time.perf_counter()
         recommenders[arm] = reranker.fit(train, valid=split.valid)
         fit_seconds[arm] = time.perf_counter() - t0
-    kit = build_user_kit(train, seed=seed)
+    kit = build_user_kit(train, seed=seed, validation=split.valid)
     world = World(dataset, split, kit, recommenders, fit_seconds)
     drawn, arms = assign_users(Assignment(users, (INITIAL_ARM, FINAL_ARM), "paired"), dataset.n_users, seed)
     twins = Twins(world.user_factory("statistical"), drawn, seed)

@@ -11,6 +11,8 @@ import difflib
 from pathlib import Path
 from typing import Any
 
+from recarena.simulator.atomic import write_text_atomically
+
 from recarena.scenarios.html_blocks import escape, fmt, page, png, pyplot, table
 
 _ONLINE_METRICS = ("watch_rate", "mean_rating", "pages", "satisfaction")
@@ -157,5 +159,4 @@ def write_report(results: dict[str, Any], path: Path) -> Path:
     ]  # fmt: skip
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page(f"prompt-opt {results['dataset']}", "\n".join(body)), encoding="utf-8")
-    return path
+    return write_text_atomically(path, page(f"prompt-opt {results['dataset']}", "\n".join(body)))

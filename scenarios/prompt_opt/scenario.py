@@ -21,8 +21,10 @@ from typing import Any, Literal
 import numpy as np
 from tqdm.auto import tqdm
 
+from recarena.simulator.rundir import RunLock
+
 from recarena.scenarios.config import LLMOptions, option
-from recarena.scenarios.contract import Scenario, where_written, write_results
+from recarena.scenarios.contract import Scenario, check_out_folder, where_written, write_results
 from recarena.scenarios.prompt_opt.contract import Budget, PromptOptError
 from recarena.scenarios.prompt_opt.evaluator import RerankEvaluator, split_cases
 from recarena.scenarios.prompt_opt.metering import RANKER, MeteredLLM
@@ -68,6 +70,7 @@ class PromptOptConfig(LLMOptions):
         return list(dict.fromkeys(chosen + (list(BASELINES) if self.baselines else [])))
 
     def validate(self) -> None:
+        check_out_folder(self.out)
         chosen = [m.strip() for m in self.method.split(",") if m.strip()]
         if not chosen:
             raise PromptOptError("method: give at least one method (po4isr, recprompt, best-of-n, initial)")
@@ -127,7 +130,6 @@ def settings_for(name: str, config: PromptOptConfig) -> Any:
 
 def run_prompt_opt(config: PromptOptConfig, llm: Any = None, optimiser_llm: Any = None) -> dict[str, Any]:
     """Run `config` (see the module docstring); `llm` / `optimiser_llm` override the configured ones (tests)."""
-    from recarena.agents.llm import build_llm
     from recarena.simulator.data import load_dataset
     from recarena.simulator.data.splits import leave_one_out
 
@@ -136,6 +138,14 @@ def run_prompt_opt(config: PromptOptConfig, llm: Any = None, optimiser_llm: Any 
     initial = initial_template(config)
     dataset = load_dataset(config.dataset)
     split = leave_one_out(dataset)
+    with RunLock(config.out):  # the logs resume a killed run; two runs at once would write into each other's
+        return _optimise(config, dataset, split, initial, started, llm, optimiser_llm)
+
+
+def _optimise(config: PromptOptConfig, dataset: Any, split: Any, initial: str, started: float, llm: Any, optimiser_llm: Any) -> dict[str, Any]:
+    """`run_prompt_opt` with its run folder held."""
+    from recarena.agents.llm import build_llm
+
     llm = llm if llm is not None else build_llm(config.llm, config.llm_cache, timeout_s=config.timeout_s)
     if optimiser_llm is None and config.optimiser_llm:
         optimiser_llm = build_llm(config.optimiser_llm, config.llm_cache, timeout_s=config.timeout_s)

@@ -8,6 +8,7 @@ rest of recarena only ever sees this object.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,6 +198,18 @@ class Dataset:
     def user_histories(self) -> list[np.ndarray]:
         """Each user's items in time order (one int64 array per user; empty where none)."""
         return per_user(self.interactions, self.n_users)
+
+    def fingerprint(self) -> str:
+        """sha256 of what the data says, whatever path it was read from: every interaction (user, item,
+        rating, timestamp, in order), the users' and items' raw ids and each item's text. A run records it
+        so that a resume over edited data is refused (`recarena.simulator.rundir`)."""
+        digest = hashlib.sha256()
+        frame = self.interactions
+        for column, dtype in (("user", "<i4"), ("item", "<i4"), ("rating", "<f4"), ("timestamp", "<i8")):
+            digest.update(np.ascontiguousarray(frame[column].to_numpy(), dtype=dtype).tobytes())
+        for texts in (self.users["raw_id"], self.items["raw_id"], self.items["text"]):
+            digest.update("\x1f".join(map(str, texts)).encode() + b"\x1e")  # unit and record separators: no two lists join alike
+        return digest.hexdigest()
 
     def describe(self) -> DatasetInfo:
         n = self.n_interactions

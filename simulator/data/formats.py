@@ -19,14 +19,38 @@ from .tables import Table, read_table
 _YEAR_IN_TITLE = re.compile(r"^(.*?)\s*\((\d{4})\)\s*$")
 
 
-def _interactions(table: Table, user: str, item: str, rating: str | None, timestamp: str | None) -> pd.DataFrame:
+# The rating scales of the releases: (lowest, highest, step). Simulated users rate on 1-5 stars, so a
+# rating off its file's scale is a broken file, refused rather than clipped into a taste it never said.
+WHOLE_STARS = (1.0, 5.0, 1.0)
+HALF_STARS = (0.5, 5.0, 0.5)
+ATOMIC_SCALE = (0.5, 5.0, None)
+"""RecBole atomic files: any rating from half a star to five stars."""
+
+
+def _ratings(table: Table, name: str, scale: tuple[float, float, float | None]) -> np.ndarray:
+    """Column `name` as ratings; DataError at the first one off `scale` (range, and step where the release has one)."""
+    values = table.numbers(name, np.float64)
+    low, high, step = scale
+    off = ~((values >= low) & (values <= high))
+    if step is not None:
+        off |= np.abs((values - low) / step - np.round((values - low) / step)) > 1e-9
+    if off.any():
+        row = int(np.flatnonzero(off)[0])
+        steps = f" in steps of {step:g}" if step is not None else ""
+        raise DataError(table.path, f"rating {table.columns[name][row]!r} is off the scale {low:g}-{high:g}{steps}",
+                        line=int(table.lines[row]), field=name)  # fmt: skip
+    return values.astype(np.float32)
+
+
+def _interactions(table: Table, user: str, item: str, rating: str | None, timestamp: str | None,
+                  scale: tuple[float, float, float | None]) -> pd.DataFrame:
     table.require(user, item)
     n = len(table)
     return pd.DataFrame(
         {
             "user": table.columns[user],
             "item": table.columns[item],
-            "rating": table.numbers(rating, np.float32) if rating and rating in table.columns else np.ones(n, np.float32),
+            "rating": _ratings(table, rating, scale) if rating and rating in table.columns else np.ones(n, np.float32),
             # Without timestamps the file order is the only order there is.
             "timestamp": table.numbers(timestamp, np.int64) if timestamp and timestamp in table.columns else np.arange(n),
             "line": table.lines,
@@ -57,11 +81,15 @@ _ATOMIC_ALIASES = {
 
 def _atomic_table(path: Path) -> Table:
     table = read_table(path, "\t")
-    # Headers are typed (`rating:float`); the type matters only for token_seq fields.
+    # Headers are typed (`rating:float`); the type matters only for token_seq fields. An untyped header
+    # (`user_id item_id`) is another format, or a file RecBole itself would misread: refused, not guessed.
     renamed = {}
     for header, values in table.columns.items():
         name, _, kind = header.partition(":")
-        if kind and kind not in ("token", "token_seq", "float", "float_seq"):
+        if not kind:
+            raise DataError(path, f"header {header!r} has no type; RecBole atomic headers are NAME:TYPE (e.g. user_id:token, rating:float)",
+                            line=1, field=name)  # fmt: skip
+        if kind not in ("token", "token_seq", "float", "float_seq"):
             raise DataError(path, f"unknown field type {kind!r} in header {header!r}", line=1, field=name)
         renamed[name] = values
     table.columns = renamed
@@ -77,7 +105,7 @@ def read_atomic(folder: str | Path, name: str | None = None) -> Dataset:
     inter_path = inter_files[0]
     stem = inter_path.stem
     inter = _atomic_table(inter_path)
-    interactions = _interactions(inter, "user_id", "item_id", "rating", "timestamp")
+    interactions = _interactions(inter, "user_id", "item_id", "rating", "timestamp", ATOMIC_SCALE)
 
     item_path = folder / f"{stem}.item"
     if item_path.exists():
@@ -170,7 +198,7 @@ def read_grouplens_100k(folder: str | Path) -> Dataset:
     """The GroupLens ml-100k release: ``u.data``, ``u.item``, ``u.user``."""
     folder = Path(folder)
     inter = read_table(folder / "u.data", "\t", ["user", "item", "rating", "timestamp"])
-    interactions = _interactions(inter, "user", "item", "rating", "timestamp")
+    interactions = _interactions(inter, "user", "item", "rating", "timestamp", WHOLE_STARS)
 
     item_names = ["raw_id", "title", "release_date", "video_release_date", "url"] + _ML100K_GENRES
     table = read_table(folder / "u.item", "|", item_names, encoding="latin-1")
@@ -211,7 +239,7 @@ def read_ml1m(folder: str | Path) -> Dataset:
     """The GroupLens ml-1m release: ``ratings.dat``, ``movies.dat``, ``users.dat`` (``::``-separated)."""
     folder = Path(folder)
     inter = read_table(folder / "ratings.dat", "::", ["user", "item", "rating", "timestamp"])
-    interactions = _interactions(inter, "user", "item", "rating", "timestamp")
+    interactions = _interactions(inter, "user", "item", "rating", "timestamp", WHOLE_STARS)
     table = read_table(folder / "movies.dat", "::", ["raw_id", "title", "genres"], encoding="latin-1")
     titles, years = _split_title_year(table.columns["title"])
     genres = [[g for g in cell.split("|") if g] for cell in table.columns["genres"]]
@@ -231,7 +259,7 @@ def read_ml_latest(folder: str | Path) -> Dataset:
     """The GroupLens ml-latest and ml-latest-small releases: ``ratings.csv``, ``movies.csv``."""
     folder = Path(folder)
     inter = read_table(folder / "ratings.csv", ",")
-    interactions = _interactions(inter, "userId", "movieId", "rating", "timestamp")
+    interactions = _interactions(inter, "userId", "movieId", "rating", "timestamp", HALF_STARS)
     table = read_table(folder / "movies.csv", ",")
     table.require("movieId", "title")
     titles, years = _split_title_year(table.columns["title"])

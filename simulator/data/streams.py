@@ -61,6 +61,10 @@ AB_SESSION = Stream("ab.session", ("seed", "arm", "user"), "a user's draws in on
 AB_EXPLORE = Stream("ab.explore", ("seed", 7_777, "arm", "user"), "the control's exploring slates (off-policy logging)")
 AA_ARM = Stream("aa.arm", ("seed", "arm"), "the A/A self-check's vectorised sessions of one arm")
 
+# ------------------------------------------------------------------ the agreement self-check (scenarios/agreement)
+AGREEMENT_USERS = Stream("agreement.users", ("seed", 1_818), "which evaluated users the agreement check simulates")
+AGREEMENT_STATISTICS = Stream("agreement.statistics", ("seed", 1_819), "the agreement figures' bootstrap intervals")
+
 # ------------------------------------------------------------------ populations (Mesa rounds)
 POPULATION_USERS = Stream("population.users", ("seed", 2**31 - 1), "which users a population holds")
 POPULATION_USER = Stream("population.user", ("seed", "user"), "building a population's user")
@@ -99,6 +103,7 @@ PROMPT_OPT_BOOTSTRAP = Stream("prompt_opt.bootstrap", ("seed", 9_001), "bootstra
 
 # ------------------------------------------------------------------ users' dynamics (agents/dynamics.py)
 USER_DYNAMICS = Stream("users.dynamics", ("seed", 18), "the negatives and folds of fitting the users' dynamics on validation")
+USER_DYNAMICS_CARRY = Stream("users.dynamics_carry", ("seed", 19), "the random items that match carried-over dynamics' intercept")
 
 STREAMS: dict[str, Stream] = {s.name: s for s in globals().values() if isinstance(s, Stream)}
 """Every stream by name (tests check that no two streams of one scenario share a layout)."""

@@ -47,8 +47,10 @@ def world():
 def test_the_fitted_user_follows_its_recent_items(world):
     split, train, preferences = world
     dynamics, report = fit_dynamics(train, split.valid, preferences, DynamicsConfig(negatives=20))
-    assert set(report.variants) == {"static", "popularity", "recent", "dynamic"}
-    assert report.chosen in ("recent", "dynamic")
+    decays = DynamicsConfig().decays_tried
+    assert set(report.variants) == {"static", "popularity"} | {f"{v} decay={d:g}" for v in ("recent", "dynamic") for d in decays}
+    assert report.chosen.split()[0] in ("recent", "dynamic")
+    assert dynamics.config.recency_decay == report.variants[report.chosen].recency_decay
     assert dynamics.weights["recent_cooc"] > 0
     # Out-of-fold validation likelihood: the next item is far more likely than under the static user.
     assert report.variants[report.chosen].log_likelihood > report.variants["static"].log_likelihood + 0.3
@@ -107,3 +109,65 @@ def test_fitting_reads_only_what_it_is_given(world):
     assert a.weights != b.weights
     c, _ = fit_dynamics(train, split.valid, preferences, DynamicsConfig(negatives=20))
     assert a.weights == c.weights and a.intercept == c.intercept  # seeded
+
+
+def test_a_simulated_users_interest_moves_with_what_it_watches(world):
+    """Statistical users carry their dynamics: a watch in the simulation raises the chain neighbour's watch probability."""
+    from recarena.agents.contract import SessionContext
+    from recarena.agents.kit import build_user_kit
+
+    split, train, _ = world
+    kit = build_user_kit(train, seed=0, validation=split.valid, dynamics_config=DynamicsConfig(negatives=20),
+                         preference_config=PreferenceConfig(epochs=30, seed=0))
+    assert kit.dynamics_report is not None and kit.behaviour.dynamics.weights.get("recent_cooc", 0) > 0
+    user = 0
+    seen = kit.preferences.seen[user]
+    chain = next(c for c in range(CHAINS) if not any(c * CHAIN_LENGTH + k in seen for k in range(CHAIN_LENGTH)))
+    watched, neighbour = chain * CHAIN_LENGTH + 2, chain * CHAIN_LENGTH + 3
+    fresh = kit.statistical_user(user, np.random.default_rng(0))
+    moved = kit.statistical_user(user, np.random.default_rng(0))
+    moved.start_session(SessionContext())
+    moved.record_page([watched], np.array([True]), np.array([4]), False)
+    assert moved.watch_probabilities([neighbour])[0] > 1.5 * fresh.watch_probabilities([neighbour])[0]
+    restored = kit.statistical_user(user, np.random.default_rng(0))
+    restored.set_state(moved.get_state())  # a snapshot keeps what moved the interest
+    assert restored.watch_probabilities([neighbour])[0] == moved.watch_probabilities([neighbour])[0]
+
+
+def test_without_validation_the_users_are_static(world):
+    from recarena.agents.kit import build_user_kit
+
+    _, train, preferences = world
+    kit = build_user_kit(train, seed=0, preference_config=PreferenceConfig(epochs=30, seed=0))
+    assert kit.dynamics_report is None and kit.behaviour.dynamics is None
+    users, items = np.array([1, 2]), np.array([[0, 5, 9], [40, 41, 42]])
+    np.testing.assert_allclose(kit.behaviour.interest_logits(users, items), kit.preferences.watch_logits(users, items))
+
+
+def test_carried_over_dynamics_keep_the_weights_on_the_new_tables(world):
+    from recarena.agents.dynamics import carry_over
+
+    split, train, preferences = world
+    fitted, _ = fit_dynamics(train, split.valid, preferences, DynamicsConfig(negatives=20))
+    everything = split.dataset.with_interactions(split.known_before("test"))
+    carried = carry_over(fitted, everything, preferences)
+    assert carried.weights == fitted.weights
+    # The users' recent items now end with their validation item.
+    last_valid = split.valid.sort_values("timestamp").groupby("user")["item"].last()
+    assert (carried.start_recent[last_valid.index.to_numpy(), -1] == last_valid.to_numpy()).all()
+    assert not (fitted.start_recent[last_valid.index.to_numpy(), -1] == last_valid.to_numpy()).any()
+
+
+def test_recency_decay_weighs_the_newest_items_most(world):
+    _, train, preferences = world
+    dynamics = build_dynamics(train, preferences, DynamicsConfig(recency_decay=0.5))
+    chain_a, chain_b = 0, 5
+    item = np.array([[chain_a * CHAIN_LENGTH + 3]])
+    taste = preferences.watch_logits(np.array([0]), item)
+    newest_a = np.array([[chain_b * CHAIN_LENGTH + 2, chain_a * CHAIN_LENGTH + 2]])  # chain a's item is the newest
+    oldest_a = newest_a[:, ::-1]
+    values = lambda recent: dynamics.part_values(taste, item, recent, np.array([10 * DAY]))["recent_cooc"][0, 0]  # noqa: E731
+    assert values(newest_a) > values(oldest_a)
+    alike = build_dynamics(train, preferences, DynamicsConfig(recency_decay=1.0))
+    alike_values = lambda recent: alike.part_values(taste, item, recent, np.array([10 * DAY]))["recent_cooc"][0, 0]  # noqa: E731
+    assert alike_values(newest_a) == pytest.approx(alike_values(oldest_a))

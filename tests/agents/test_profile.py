@@ -45,6 +45,19 @@ def test_traits_follow_their_formulas():
     assert profiles["new"].thin and not fan.thin
 
 
+def test_items_without_genres_count_for_no_genre():
+    """GroupLens's ml-100k has items whose only genre is "unknown", which its reader drops: empty genre lists."""
+    data = tiny()
+    items = data.items[["raw_id", "title"]].assign(genres=[["Sci-Fi"], [], ["Romance"], []])
+    raw = data.interactions.assign(user=data.users["raw_id"].to_numpy()[data.interactions["user"]],
+                                   item=data.items["raw_id"].to_numpy()[data.interactions["item"]])  # fmt: skip
+    profiles = {p.raw_id: p for p in build_profiles(Dataset.from_frames("tiny", raw, items), ProfileConfig(min_history=2))}
+    # fan: a (Sci-Fi, 5), b (no genre, 5), c (Romance, 1): only a and c carry genre mass, one unit each.
+    assert profiles["fan"].diversity == pytest.approx(1.0)
+    assert profiles["fan"].liked_genres == ["Sci-Fi"] and profiles["fan"].disliked_genres == ["Romance"]
+    assert profiles["new"].liked_genres == profiles["new"].disliked_genres == []  # its one item has no genre
+
+
 def test_conformity_tier_is_high_for_users_who_rate_like_the_crowd(ml100k):
     profiles = build_profiles(ml100k)
     by_tier = {t: [p.conformity_gap for p in profiles if p.conformity_tier == t] for t in ("low", "high")}

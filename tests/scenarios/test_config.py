@@ -63,13 +63,14 @@ def test_the_command_line_and_a_yaml_file_give_the_same_config(kind, flags, yaml
     ("design: crossover\n", "design: 'crossover' is not one of paired, split"),
     ("html: maybe\n", "html: expected true or false"),
     ("users: many\n", "users: expected int"),
-    ("model_params: 3\nusers: 20\n", None),  # one value where a list goes: a list of one
+    ("model_params: bpr.dim=8\nusers: 20\n", None),  # one value where a list goes: a list of one
+    ("model_params: [bpr.dim=-5]\n", r"experiment.yaml:2: model_params: bpr: parameter 'dim'"),  # values checked before any run
 ])  # fmt: skip
 def test_yaml_values_are_checked_by_the_field_kind(yaml_text, message, tmp_path):
     path = tmp_path / "experiment.yaml"
     path.write_text("kind: ab\n" + yaml_text)
     if message is None:
-        assert load_experiment(path)[1].model_params == ["3"]
+        assert load_experiment(path)[1].model_params == ["bpr.dim=8"]
         return
     with pytest.raises(ScenarioError, match=message):
         load_experiment(path)

@@ -27,6 +27,21 @@ def tiny_kit(tiny_world):
 
 
 @pytest.fixture(scope="session")
+def tiny_dynamic_kit(tiny_world):
+    """Users with dynamics: the kit on the tiny world's training part, dynamics fitted on its validation part."""
+    from recarena.agents.dynamics import DynamicsConfig
+    from recarena.agents.kit import build_user_kit
+    from recarena.agents.preferences import PreferenceConfig
+    from recarena.simulator.data.splits import leave_one_out
+
+    split = leave_one_out(tiny_world)
+    kit = build_user_kit(split.train_dataset(), seed=0, preference_config=PreferenceConfig(epochs=40, seed=0), validation=split.valid,
+                         dynamics_config=DynamicsConfig(negatives=20))  # fmt: skip
+    kit.behaviour.dynamics.weights = {"taste": 1.0, "recent_cooc": 2.0, "recent_taste": 1.0}  # planted: recent items must matter
+    return kit
+
+
+@pytest.fixture(scope="session")
 def ml100k_full_kit(ml100k):
     """The kit the registered env uses (fitted on all of ml-100k), shared with it."""
     from recarena.simulator.registration import movielens_kit

@@ -44,7 +44,9 @@ def actions_with_mistakes(rng: np.random.Generator, num_envs: int, slate: int, n
     ],
     ids=["watches", "ratings-penalty", "satisfaction-penalty", "no-reaction-info"],
 )
-def test_array_path_equals_the_user_objects(tiny_kit, config):
+@pytest.mark.parametrize("kit_name", ["tiny_kit", "tiny_dynamic_kit"], ids=["static", "dynamic"])
+def test_array_path_equals_the_user_objects(kit_name, config, request):
+    tiny_kit = request.getfixturevalue(kit_name)
     n_items = tiny_kit.history.n_items
     arrays = RecArenaVectorEnv(tiny_kit, 12, config)
     objects = RecArenaVectorEnv(tiny_kit, 12, config, array_users=False)

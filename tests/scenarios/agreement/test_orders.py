@@ -53,6 +53,7 @@ def test_pair_verdicts_name_agreement_disagreement_and_unclear_pairs():
     summary = concordance(list(verdicts.values()))
     assert summary["disagree"] == 1 and summary["unclear"] == 1 and summary["clear_pairs"] == 5
     assert summary["concordance"] == pytest.approx(4 / 5)
+    assert summary["same_direction"] == 4  # the reversed pair is the one clear pair ordered the other way
 
 
 def test_an_indistinct_simulation_is_undecided():

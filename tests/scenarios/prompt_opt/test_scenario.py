@@ -130,3 +130,13 @@ def test_a_rerun_resumes_from_the_logs_of_a_finished_run(scripted_run, ml100k):
                            llm=LLM(KnownRewardBackend(known_targets(ml100k, config), qualities=(0.9, 0.6, 0.3)), progress=False))  # fmt: skip
     assert all(run["resumed_units"] > 0 for seed in again["seeds"] for run in seed["methods"].values())
     assert again["comparison"] == results["comparison"]
+
+
+def test_a_second_run_on_the_same_out_is_refused_while_the_first_holds_its_logs(ml100k, tmp_path):
+    from recarena.simulator.rundir import RunDirectoryBusy, RunLock
+
+    config = tiny(tmp_path / "run", online=False, html=False, seeds=1)
+    with RunLock(config.out):  # the first run, mid-way through its logs
+        with pytest.raises(RunDirectoryBusy, match=rf"{tmp_path / 'run'}: in use by another run \(pid {os.getpid()}"):
+            run_prompt_opt(config, llm=LLM(KnownRewardBackend(set()), progress=False))
+    assert not list(config.out.glob("seed-*"))  # refused before it wrote a log line

@@ -95,6 +95,9 @@ def test_editing_a_source_file_invalidates_the_cache(tmp_path):
         ("user_id:token\titem_id:token\trating:float\n1\tbook\n", ":2: expected 3 fields"),
         ("user_id:token\titem_id:token\ttimestamp:float\n1\tbook\t12.5x\n", "field 'timestamp': not a number"),
         ("user_id:id\titem_id:token\n1\tbook\n", "unknown field type 'id'"),
+        ("user_id\titem_id:token\n1\tbook\n", ":1: field 'user_id': header 'user_id' has no type"),
+        ("user_id:token\titem_id:token\trating:float\n1\tbook\t5\n1\tbook\t7\n", ":3: field 'rating': rating '7' is off the scale 0.5-5"),
+        ("user_id:token\titem_id:token\trating:float\n1\tbook\t-3\n", ":2: field 'rating': rating '-3' is off the scale"),
     ],
 )
 def test_bad_atomic_data_gets_one_line_naming_file_line_and_problem(tmp_path, inter, needle):
@@ -111,6 +114,23 @@ def test_bad_grouplens_line_names_the_line(tmp_path):
     folder = grouplens_100k(tmp_path / "ml-100k")
     write(folder, "u.data", "1\t10\t4\t881250949\n1\t20\t4.5.1\t881250949\n")
     with pytest.raises(DataError, match=r"u\.data:2: field 'rating': not a number: '4\.5\.1'"):
+        load_dataset(folder)
+
+
+@pytest.mark.parametrize("rating, needle", [("0", "'0' is off the scale 1-5 in steps of 1"), ("4.5", "'4.5' is off the scale 1-5"),
+                                             ("6", "'6' is off the scale")])  # fmt: skip
+def test_grouplens_ratings_off_the_release_scale_are_refused(tmp_path, rating, needle):
+    folder = grouplens_100k(tmp_path / "ml-100k")
+    write(folder, "u.data", f"1\t10\t4\t881250949\n1\t20\t{rating}\t881250949\n")
+    with pytest.raises(DataError, match=rf"u\.data:2: field 'rating': rating {needle}"):
+        load_dataset(folder)
+
+
+def test_ml_latest_takes_half_stars_only(tmp_path):
+    folder = tmp_path / "ml-latest-small"
+    write(folder, "ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.25,964982703\n")
+    write(folder, "movies.csv", "movieId,title,genres\n1,Toy Story (1995),Animation\n")
+    with pytest.raises(DataError, match=r"ratings\.csv:2: field 'rating': rating '4\.25' is off the scale 0\.5-5 in steps of 0\.5"):
         load_dataset(folder)
 
 
