@@ -13,6 +13,7 @@ import hashlib
 import json
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -58,33 +59,35 @@ def figures_of(results: dict[str, Any]) -> Any:
     return rounded(json.loads(json.dumps(jsonable(timing_free(results)))))
 
 
-def ab_run(out: Path) -> dict[str, Any]:
+def ab_run(out: Path, user_model: str = "static") -> dict[str, Any]:
     from recarena.scenarios.registry import SCENARIOS
 
     scenario = SCENARIOS["ab"]
     config = scenario.config_type(arms="random,pop,itemknn", users=40, pages=3, slate_size=5, bootstrap=200, explore=0.2,
-                                  explore_pool=20, quotes=2, seed=3, out=out, progress=False, html=False)  # fmt: skip
+                                  explore_pool=20, quotes=2, seed=3, out=out, progress=False, html=False, user_model=user_model)  # fmt: skip
     results = scenario.run(config)
     figures = figures_of(results)
     figures.pop("config", None)  # the config's spelling may change with the code; the events and figures may not
+    figures.pop("agreement", None)  # where the run directory's agreement check is (none here), not behaviour
     return {"events": store_digests(out / "events.sqlite"), "figures": figures}
 
 
-def aa_run(out: Path) -> dict[str, Any]:
+def aa_run(out: Path, user_model: str = "static") -> dict[str, Any]:
     from recarena.scenarios.registry import SCENARIOS
 
     scenario = SCENARIOS["ab"]
-    config = scenario.config_type(arms="pop", users=60, pages=3, slate_size=5, aa=True, aa_runs=3, seed=5, out=out, progress=False, html=False)
+    config = scenario.config_type(arms="pop", users=60, pages=3, slate_size=5, aa=True, aa_runs=3, seed=5, out=out, progress=False, html=False,
+                                  user_model=user_model)  # fmt: skip
     results = scenario.run(config)
     return {"figures": figures_of({k: results[k] for k in ("false_positive_rate", "p_values")})}
 
 
-def population_run(out: Path) -> dict[str, Any]:
+def population_run(out: Path, user_model: str = "static") -> dict[str, Any]:
     from recarena.scenarios.registry import SCENARIOS
 
     scenario = SCENARIOS["feedback-loop"]
     config = scenario.config_type(arms="pop,itemknn+mmr,pop+epsilon,pop+frozen", users=40, rounds=2, pages=2, slate_size=5,
-                                  bootstrap=100, seed=4, out=out, progress=False, html=False)  # fmt: skip
+                                  bootstrap=100, seed=4, out=out, progress=False, html=False, user_model=user_model)  # fmt: skip
     results = scenario.run(config)
     events = {arm.name: store_digests(arm / "events.sqlite") for arm in sorted((out / "arms").iterdir())}
     figures = figures_of(results)
@@ -92,18 +95,22 @@ def population_run(out: Path) -> dict[str, Any]:
     return {"events": events, "figures": figures}
 
 
-def fidelity_run(out: Path) -> dict[str, Any]:
+def fidelity_run(out: Path, user_model: str = "static") -> dict[str, Any]:
     from recarena.scenarios.registry import SCENARIOS
 
     scenario = SCENARIOS["fidelity"]
     config = scenario.config_type(user_kinds=["statistical"], users=40, ratios=[1, 3], sessions=1, pages=3, slate_size=5,
-                                  persona_users=0, bootstrap=100, seed=6, out=out, progress=False, html=False)  # fmt: skip
+                                  persona_users=0, bootstrap=100, seed=6, out=out, progress=False, html=False, user_model=user_model)  # fmt: skip
     figures = figures_of(scenario.run(config))
     figures.pop("config", None)
     return {"figures": figures}
 
 
-RUNS = {"ab": ab_run, "aa": aa_run, "population": population_run, "fidelity": fidelity_run}
+# The static runs were recorded before users had dynamics (and must not move: the static user is kept exactly);
+# the dynamic runs pin the default users since they got dynamics (issue 18).
+RUNS = {"ab": ab_run, "aa": aa_run, "population": population_run, "fidelity": fidelity_run,
+        "ab_dynamic": partial(ab_run, user_model="dynamic"), "aa_dynamic": partial(aa_run, user_model="dynamic"),
+        "population_dynamic": partial(population_run, user_model="dynamic"), "fidelity_dynamic": partial(fidelity_run, user_model="dynamic")}
 
 
 def capture(names: list[str] | None = None) -> dict[str, Any]:
