@@ -49,6 +49,7 @@ runs on CUDA when present (``device`` parameter, ``"auto"`` by default).
 from __future__ import annotations
 
 import json
+import pickle
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -232,7 +233,12 @@ class Recommender(ABC):
 
             target = recommender_class(meta["name"])
         model = target(**meta["params"])
-        state = torch.load(directory / _STATE_FILE, map_location="cpu", weights_only=False)
+        # weights_only: a planted state.pt can hold tensors and plain data, never code that runs on loading
+        try:
+            state = torch.load(directory / _STATE_FILE, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as error:
+            first = (str(error).splitlines() or [""])[0][:200]
+            raise RecommenderError(f"{directory / _STATE_FILE}: refused, it holds more than tensors and plain data ({first})") from None
         model.n_users, model.n_items = int(state["n_users"]), int(state["n_items"])
         model.interactions = pd.DataFrame({c: v.numpy() for c, v in state["interactions"].items()})
         model.histories = user_histories(model.interactions, model.n_users)

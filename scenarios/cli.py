@@ -3,7 +3,9 @@
 Every scenario of the registry (`registry.py`) is a subcommand whose flags are its config's
 fields (see `config.py`); besides them, `data info` shows a dataset and `run FILE` runs a YAML
 experiment. Errors a person can fix (bad data, bad options, a busy or foreign run directory) print
-one line and exit with status 2; anything else is a bug and keeps its traceback. A scenario's
+one line and exit with status 2; an LLM that does not answer, or falls back more often than
+``--max-llm-failure-rate`` allows (`LLMHealthError`), prints one line and exits with status 1, with no
+results written; anything else is a bug and keeps its traceback. A scenario's
 warnings (`ScenarioWarning`: fewer users than asked, say) print one line too.
 """
 
@@ -17,9 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from recarena.agents.llm.health import LLMHealthError
 from recarena.recommenders import RecommenderError
 from recarena.simulator.data import DataError, load_dataset
 from recarena.simulator.rundir import RunDirectoryError
+from recarena.simulator.snapshots import UnsafeSnapshotError
 
 from recarena.scenarios.config import add_arguments, from_namespace, option
 from recarena.scenarios.contract import ScenarioError, ScenarioWarning
@@ -91,9 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _one_line_warnings(python_show)
     try:
         args.handler(args)
-    except (DataError, RecommenderError, ScenarioError, RunDirectoryError) as error:
+    except (DataError, RecommenderError, ScenarioError, RunDirectoryError, UnsafeSnapshotError) as error:
         print(f"recarena: error: {error}", file=sys.stderr)
         return 2
+    except LLMHealthError as error:
+        print(f"recarena: error: {error}", file=sys.stderr)
+        return 1
     finally:
         warnings.showwarning = python_show
     return 0

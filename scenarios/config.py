@@ -9,7 +9,7 @@ files (`recarena.scenarios.experiment`) both read a field through it.
 
 The options every scenario shares are declared once, in `CommonOptions` (dataset, seed, out,
 progress) and its extensions for a report (`ReportOptions`: html), an LLM (`LLMOptions`: llm,
-llm_cache) and simulated users (`SimulatedUserOptions`, `UserKindOptions`). A scenario's config
+llm_cache, max_llm_failure_rate) and simulated users (`SimulatedUserOptions`, `UserKindOptions`). A scenario's config
 inherits the one that fits and may override a default by declaring the field again (``out``)::
 
     @dataclass
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from recarena.agents.kit import UserKind, UserModel
+from recarena.agents.llm.health import DEFAULT_MAX_FAILURE_RATE
 from recarena.recommenders import RecommenderError, parse_assignments, recommender_class
 
 from recarena.scenarios.contract import ScenarioError
@@ -147,6 +148,8 @@ class LLMOptions(ReportOptions):
 
     llm: str = option("embedded", "the LLM: 'embedded' (SmolLM2 in-process) or 'openai:MODEL@BASE_URL' (vLLM, Ollama, OpenAI)")
     llm_cache: Path | None = option(Path("runs/llm-cache.sqlite"), "SQLite cache of LLM answers (a warm rerun makes no calls)")
+    max_llm_failure_rate: float = option(DEFAULT_MAX_FAILURE_RATE, "stop the run (exit 1) when more than this share of LLM requests end "
+                                                                   "in a fallback, over the first 20 or the last 100 (1: never stop)")
 
 
 @dataclass

@@ -10,7 +10,8 @@ Tables (one file, ``events.sqlite`` in a run directory):
   LLM cache keys, so each decision can be traced to the answer that made it; NULL for
   users that make no LLM calls).
 * ``sessions``: one row per finished session, with its interview and the user's snapshot
-  (``get_state``, pickled) taken after the session: what a resumed run restores.
+  (``get_state``, as tagged JSON: `recarena.simulator.snapshots`) taken after the session: what a resumed
+  run restores. Nothing stored is unpickled, so opening a planted run directory runs none of its contents.
 * ``rounds``: one row per finished round of a population, with its figures (JSON).
 
 A session's impressions and its ``sessions`` row are written in one transaction, so a run
@@ -22,7 +23,6 @@ nothing committed (WAL, ``synchronous=NORMAL``); an OS crash may lose the last c
 from __future__ import annotations
 
 import json
-import pickle
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +31,8 @@ from typing import Any, Sequence
 import pandas as pd
 
 from recarena.agents.contract import Interview, PageReaction
+
+from .snapshots import decode_snapshot, encode_snapshot
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS impressions (
@@ -127,7 +129,7 @@ class EventStore:
         watched = sum(p.reaction.n_watched for p in record.pages)
         started = record.pages[0].shown_at if record.pages else None
         ended = record.pages[-1].reacted_at if record.pages else None
-        state = pickle.dumps(record.user_state, protocol=pickle.HIGHEST_PROTOCOL) if record.user_state is not None else None
+        state = encode_snapshot(record.user_state) if record.user_state is not None else None
         session_row = (
             record.run, record.arm, record.round, record.user, record.session, len(record.pages), shown, watched, int(record.left),
             interview.satisfaction if interview else None, interview.liked if interview else None,
@@ -164,7 +166,7 @@ class EventStore:
                    ON s.user = c.user AND s.round = c.last WHERE s.run=? AND s.arm=?"""
         out = {}
         for user, blob, n in self.connection.execute(query, (run, arm, run, arm)):
-            out[int(user)] = (int(n), pickle.loads(blob) if blob is not None else None)
+            out[int(user)] = (int(n), decode_snapshot(blob) if blob is not None else None)
         return out
 
     def impressions(self, run: str | None = None, arm: str | None = None, rounds: Sequence[int] | None = None) -> pd.DataFrame:
@@ -175,7 +177,7 @@ class EventStore:
         return frame.astype({"watched": bool}) if len(frame) else frame
 
     def sessions(self, run: str | None = None, arm: str | None = None, rounds: Sequence[int] | None = None) -> pd.DataFrame:
-        """Sessions (without the pickled user snapshots) as a DataFrame."""
+        """Sessions (without the users' snapshots) as a DataFrame."""
         where, args = _filters(run, arm, rounds)
         query = f"SELECT {', '.join(SESSION_COLUMNS)} FROM sessions{where} ORDER BY run, arm, round, user"
         return pd.read_sql_query(query, self.connection, params=args)

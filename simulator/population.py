@@ -335,7 +335,10 @@ class Population(mesa.Model):
         if self._executor is not None:
             self._executor.close()
             self._executor = None
-        self.events.close()
+        if self.run_dir is not None:
+            self.run_dir.close()  # the events and the directory's lock, for the next run (a resume) to take
+        else:
+            self.events.close()
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from .accounting import Accountant, ComponentUsage, FallbackEvent, Price
 from .cache import CacheCorruptWarning, SQLiteCache
 from .checker import ConformanceError, check_llm
 from .client import LLM
+from .health import DEFAULT_MAX_FAILURE_RATE, HealthRule, LLMHealthError, probe_backend
 from .factory import BACKENDS, LLMConfig, backend_from_string, build_llm, make_llm
 from .protocol import (
     Backend, ChatModel, ChatReply, ChatRequest, LLMError, RawCompletion, RawScore, SamplingParams, ScoreReply,
@@ -19,7 +20,7 @@ from .retry import CallTimeout, RetryPolicy, is_transient
 from .schema import AnswerInvalid, Schema
 
 __all__ = [
-    "Accountant", "AnswerInvalid", "BACKENDS", "Backend", "CacheCorruptWarning", "CallTimeout", "ChatModel",
+    "Accountant", "AnswerInvalid", "DEFAULT_MAX_FAILURE_RATE", "HealthRule", "LLMHealthError", "probe_backend", "BACKENDS", "Backend", "CacheCorruptWarning", "CallTimeout", "ChatModel",
     "ChatReply", "ChatRequest", "ComponentUsage", "ConformanceError", "FallbackEvent", "LLM", "LLMConfig",
     "LLMError", "Price", "RawCompletion", "RawScore", "RetryPolicy", "SQLiteCache", "SamplingParams", "Schema",
     "ScoreReply", "ScoreRequest", "ScoringUnsupported", "TransientBackendError", "backend_from_string",

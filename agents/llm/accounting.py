@@ -8,9 +8,12 @@ import logging
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:  # health imports redact from here
+    from .health import HealthRule
 
 log = logging.getLogger("recarena.agents.llm")
 
@@ -36,6 +39,7 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 class ComponentUsage:
     """Counters of one component (e.g. "users", "recommender"); all additive."""
 
+    requests: int = 0  # chat and score requests answered, by the model or by the caller's fallback
     calls: int = 0  # backend invocations that were attempted, retries and repairs included
     failures: int = 0  # attempts that raised (timeout, connection, HTTP error, ...)
     retries: int = 0
@@ -72,6 +76,7 @@ class Accountant:
     secrets: list[str] = field(default_factory=list)
     by_component: dict[str, ComponentUsage] = field(default_factory=dict)
     fallback_events: list[FallbackEvent] = field(default_factory=list)
+    health: HealthRule | None = None  # None: fallbacks are counted, never fatal (library use, tests)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -96,6 +101,12 @@ class Accountant:
             self.by_component.setdefault(component, ComponentUsage()).fallbacks += 1
             self.fallback_events.append(FallbackEvent(component, kind, reason, raw_answer))
         log.warning("LLM %s fallback in %s: %s; raw answer: %r", kind, component, reason, raw_answer[:500])
+
+    def answered(self, component: str, ok: bool, reason: str = "") -> None:
+        """One request finished (an answer, or the fallback when not `ok`): the health rule judges the run so far."""
+        self.record(component, requests=1)
+        if self.health is not None:
+            self.health.observe(ok, redact(reason, self.secrets))
 
     def total(self) -> ComponentUsage:
         """The whole run: the sum over components."""

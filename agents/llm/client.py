@@ -52,6 +52,8 @@ class LLM:
     Every public call returns a reply and never raises for model or transport faults: after the
     retries and the single repair attempt it returns the caller's ``fallback`` with ``ok=False``,
     counted in :attr:`accountant` and logged with the raw answer. Invalid arguments raise at once.
+    The one fault that does raise is :class:`LLMHealthError`, when the accountant carries a
+    :class:`HealthRule` and the share of fallbacks passes it (a run must not report guesses as answers).
     """
 
     def __init__(
@@ -158,6 +160,7 @@ class LLM:
         sampling = self._params(params)
         key = self._key("chat", messages=msgs, schema=spec.json_schema if spec else None, params=sampling.model_dump())
         reply = self._chat(msgs, spec, sampling, key, fallback, component or self.component)
+        self.accountant.answered(component or self.component, reply.ok, reply.error or "")  # LLMHealthError when fallbacks pass the run's limit
         return dataclasses.replace(reply, call_id=key)
 
     def _chat(self, msgs, spec, sampling, key: str, fallback: Fallback, component: str) -> ChatReply:
@@ -227,6 +230,7 @@ class LLM:
         sampling = self._params(params)
         key = self._key("score", messages=msgs, options=list(opts), params=sampling.model_dump())
         reply = self._score(msgs, opts, sampling, key, fallback, component or self.component)
+        self.accountant.answered(component or self.component, reply.ok, reply.error or "")  # LLMHealthError when fallbacks pass the run's limit
         return dataclasses.replace(reply, call_id=key)
 
     def _score(self, msgs, opts, sampling, key: str, fallback: Fallback, component: str) -> ScoreReply:

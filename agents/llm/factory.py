@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from .accounting import Accountant, Price
 from .cache import SQLiteCache
 from .client import LLM
+from .health import DEFAULT_MAX_FAILURE_RATE, HealthRule, probe_backend
 from .protocol import Backend, SamplingParams
 from .ratelimit import RateLimiter
 from .retry import RetryPolicy
@@ -41,6 +42,9 @@ class LLMConfig(BaseModel):
     sampling: SamplingParams = Field(default_factory=SamplingParams, description="Default sampling parameters, seed included.")
     prices: dict[str, Price] = Field(default_factory=dict, description="Model name -> price per million tokens, for cost estimates.")
     progress: bool = Field(True, description="Show a tqdm bar for batches of 8 or more.")
+    max_failure_rate: float | None = Field(None, ge=0.0, le=1.0, description="Stop (LLMHealthError) when more than this share of "
+                                           "requests end in a fallback; None: count fallbacks, never stop.")
+    probe: bool = Field(False, description="Check before the first call that a remote endpoint answers (LLMHealthError if not).")
 
 
 def _embedded(argument: str, config: LLMConfig) -> Backend:
@@ -89,7 +93,11 @@ def make_llm(spec: Any = None, config: LLMConfig | None = None, *, accountant: A
         from .langchain_backend import LangChainBackend
 
         backend = LangChainBackend(spec, max_concurrency=config.concurrency or 4)
+    if config.probe:
+        probe_backend(backend, timeout_s=min(config.timeout_s, 10.0))
     accountant = accountant or Accountant(prices=dict(config.prices))
+    if config.max_failure_rate is not None and accountant.health is None:
+        accountant.health = HealthRule(config.max_failure_rate)
     return LLM(
         backend,
         cache=SQLiteCache(config.cache_path) if config.cache_path else None,
@@ -104,10 +112,15 @@ def make_llm(spec: Any = None, config: LLMConfig | None = None, *, accountant: A
     )
 
 
-def build_llm(spec: Any, cache: Path | str | None, **settings: Any) -> LLM:
+def build_llm(spec: Any, cache: Path | str | None, *, max_failure_rate: float | None = DEFAULT_MAX_FAILURE_RATE,
+              **settings: Any) -> LLM:
     """The LLM an experiment or a model runs on: `spec` (as `make_llm` reads it) answering through the SQLite cache
     at `cache` (None: no cache), without a progress bar of its own (the caller shows progress).
 
+    A run must not mistake fallbacks for answers: a remote endpoint is probed first, and more than
+    `max_failure_rate` of requests ending in a fallback stops the run (`LLMHealthError`; None: never).
+
     `settings` are further `LLMConfig` fields (``timeout_s=30``, ``n_threads=1``, ``sampling={"seed": 3}``); an
     unknown name is a pydantic error naming it."""
-    return make_llm(spec, LLMConfig(cache_path=cache, progress=False, **settings))
+    return make_llm(spec, LLMConfig(cache_path=cache, progress=False, max_failure_rate=max_failure_rate,
+                                    **{"probe": True, **settings}))

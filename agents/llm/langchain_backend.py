@@ -82,6 +82,10 @@ class LangChainBackend(Backend):
         return [(roles[m["role"]], m["content"]) for m in messages]
 
     # ----------------------------------------------------------------- chat
+    def probe(self, timeout_s: float) -> None:
+        """A one-word question: a LangChain model has no cheaper call that reaches its endpoint."""
+        self._model.invoke(self._messages(({"role": "user", "content": "Say OK."},)))
+
     def complete(self, request: ChatRequest, timeout_s: float) -> RawCompletion:
         if request.json_schema is None:
             message = self._model.invoke(self._messages(request.messages))

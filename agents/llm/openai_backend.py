@@ -70,6 +70,19 @@ class OpenAIBackend(Backend):
     def secrets(self) -> list[str]:
         return [] if self._api_key == NO_KEY else [self._api_key]
 
+    def probe(self, timeout_s: float) -> None:
+        """List the endpoint's models: cheap, and every OpenAI-compatible server has it."""
+        import openai
+
+        try:
+            self._client.models.list(timeout=timeout_s)
+        except openai.NotFoundError:
+            return  # something answers; it just lists no models
+        except openai.APIStatusError as error:
+            if error.status_code in (401, 403):
+                raise
+            return  # any other HTTP answer: a server is there; the health rule judges its replies
+
     # ----------------------------------------------------------------- chat
     def _create(self, request: ChatRequest, timeout_s: float, mode: str | None, **extra: Any) -> Any:
         params = request.params

@@ -208,5 +208,10 @@ class Backend(abc.ABC):
         """Strings that must be redacted everywhere; none by default."""
         return []
 
+    def probe(self, timeout_s: float) -> None:
+        """Raise if the model cannot be reached at all (a cheap request to a remote endpoint).
+
+        In-process backends have nothing to reach: the default does nothing."""
+
     def close(self) -> None:
         """Release resources (connections, model memory)."""

@@ -17,6 +17,8 @@ Per arm only (population figures, from ``[users, items]`` exposure counts): ``co
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -25,6 +27,8 @@ from recarena.simulator.metrics import genre_diversity
 
 USER_METRICS = ("watch_rate", "mean_rating", "pages", "satisfaction", "genre_diversity", "novelty")
 POPULATION_METRICS = ("coverage", "exposure_gini")
+LOWER_IS_BETTER = frozenset({"exposure_gini"})
+"""Metrics where a fall is the good news (exposure concentrated on fewer items is worse)."""
 LABELS = {
     "watch_rate": "watch rate (CTR)", "mean_rating": "mean rating", "pages": "pages per session",
     "satisfaction": "satisfaction (1-10)", "genre_diversity": "genre diversity", "novelty": "novelty (bits)",
@@ -91,3 +95,17 @@ def exit_depth_survival(sessions: pd.DataFrame, pages: int) -> list[float]:
     """Share of sessions that saw at least p pages, for p = 1..pages."""
     depth = sessions["pages"].to_numpy(float)
     return [float((depth >= p).mean()) if len(depth) else float("nan") for p in range(1, pages + 1)]
+
+
+def llm_health(usage: dict[str, dict[str, float]], max_failure_rate: float) -> dict[str, Any]:
+    """Per arm, the LLM requests and how many ended in the caller's fallback (a guess, not the model's answer).
+
+    A run that finished stayed under `max_failure_rate` (the health rule stops it otherwise), but the
+    fallbacks it had are still guesses in its figures: the summary and the report show them."""
+    by_arm = {}
+    for arm, used in usage.items():
+        requests, fallbacks = int(used.get("requests", 0)), int(used.get("fallbacks", 0))
+        by_arm[arm] = {"requests": requests, "fallbacks": fallbacks, "failures": int(used.get("failures", 0)),
+                       "fallback_rate": fallbacks / requests if requests else None}
+    return {"max_failure_rate": max_failure_rate, "requests": sum(a["requests"] for a in by_arm.values()),
+            "fallbacks": sum(a["fallbacks"] for a in by_arm.values()), "by_arm": by_arm}

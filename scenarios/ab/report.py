@@ -15,12 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from recarena.scenarios.ab.metrics import LABELS, POPULATION_METRICS, USER_METRICS
+from recarena.scenarios.ab.metrics import LABELS, LOWER_IS_BETTER, POPULATION_METRICS, USER_METRICS
 from recarena.scenarios.agreement.summary import summary_html
 from recarena.scenarios.html_blocks import STYLE as _STYLE
 from recarena.scenarios.html_blocks import fmt as _fmt
 from recarena.scenarios.html_blocks import png as _png
 from recarena.scenarios.html_blocks import table as _table
+
+
+_BANNER_STYLE = ".banner { background: #fff3cd; border: 1px solid #e0b000; padding: 0.6em 1em; max-width: 900px; }"
 
 
 def _power(value: Any) -> str:
@@ -31,9 +34,47 @@ def _verdict(c: dict[str, Any], alpha: float) -> str:
     p = c.get("p_holm")
     if p is None:
         return "untestable"
-    if p < alpha:
-        return "better" if c["effect"] > 0 else "worse"
+    if p < alpha:  # by the metric's direction: a lower exposure Gini is better
+        return "better" if (c["effect"] > 0) != (c["metric"] in LOWER_IS_BETTER) else "worse"
     return "no clear difference"
+
+
+def _metric_label(c: dict[str, Any], design: str) -> str:
+    """The metric's name; the mean rating's also says how many users it compares (only users who rated count)."""
+    label = LABELS.get(c["metric"], c["metric"])
+    if c["metric"] != "mean_rating" or c.get("n_arm") is None:
+        return label
+    if design == "paired":
+        return f"{label} ({c['n_arm']} users rated in both arms)"
+    return f"{label} ({c['n_control']} and {c['n_arm']} users rated)"
+
+
+def _ope_caveat(ope: dict[str, Any], tolerance: float = 0.5) -> str | None:
+    """A warning when an off-policy estimate lands far (relatively) from the simulated truth it estimates."""
+    far = []
+    for arm, o in (ope.get("arms") or {}).items():
+        truth = o.get("truth")
+        if truth is None or not math.isfinite(truth):
+            continue
+        for name in ("ips", "snips", "dr"):
+            value = o.get(name)
+            if value is not None and math.isfinite(value) and abs(value - truth) > tolerance * max(abs(truth), 0.01):
+                far.append(f"{arm} {name.upper()}")
+    if not far:
+        return None
+    return (f"Caveat: {', '.join(far)} miss the simulated truth by more than {tolerance:.0%}; with this little support these "
+            f"estimates are not to be trusted.")
+
+
+def llm_fallback_note(results: dict[str, Any]) -> str | None:
+    """One sentence on the LLM's fallbacks per arm when there were any (None otherwise)."""
+    health = results.get("llm_health") or {}
+    if not health.get("fallbacks"):
+        return None
+    per_arm = ", ".join(f"{arm} {a['fallbacks']} of {a['requests']} ({(a['fallback_rate'] or 0):.0%})"
+                        for arm, a in health["by_arm"].items())
+    return (f"LLM fallbacks: {health['fallbacks']} of {health['requests']} LLM requests failed and were replaced by a "
+            f"default answer ({per_arm}); those decisions are guesses, not the model's")
 
 
 def format_summary(results: dict[str, Any]) -> str:
@@ -46,6 +87,9 @@ def format_summary(results: dict[str, Any]) -> str:
     for name, a in arms.items():
         lines.append(name.ljust(width) + str(a["users"]).rjust(6) + "".join(_fmt(a.get(m)).rjust(13) for m in metrics)
                      + str(int(a.get("llm", {}).get("calls", 0))).rjust(11))  # fmt: skip
+    fallbacks = llm_fallback_note(results)
+    if fallbacks:
+        lines.append("warning: " + fallbacks)
     alpha = results["config"]["alpha"]
     lines.append(f"\neffects against {results['control']} (95% bootstrap CI; p after Holm over {len(results['comparisons'])} tests):")
     lines.append("arm".ljust(width) + "metric".ljust(17) + "effect".rjust(10) + "95% CI".rjust(22) + "p".rjust(10) + "p Holm".rjust(10)
@@ -62,12 +106,22 @@ def format_summary(results: dict[str, Any]) -> str:
         for name, o in ope["arms"].items():
             lines.append(name.ljust(width) + "".join(_fmt(o.get(k)).rjust(w) for k, w in
                          (("truth", 11), ("naive", 9), ("ips", 9), ("snips", 9), ("dr", 9), ("support", 9))))  # fmt: skip
+        caveat = _ope_caveat(ope)
+        if caveat:
+            lines.append(caveat)
     if "agreement" in results:
         checked = results["agreement"]
         lines.append("\nchecked against reality: " + ("no agreement run here (recarena agreement --out OUT/agreement)" if checked is None else
                      f"Spearman {_fmt(checked.get('spearman'))} between simulated and real orders, {checked.get('agree')} of "
                      f"{checked.get('clear_pairs')} clear pairs agree ({checked['path']})" if "spearman" in checked else checked["note"]))  # fmt: skip
     return "\n".join(lines)
+
+
+def _versions(versions: Any) -> str:
+    """``{"python": "3.12", "numpy": "2.1"}`` as ``python 3.12, numpy 2.1`` (a footer, not a Python dict)."""
+    if isinstance(versions, dict):
+        return ", ".join(f"{name} {version}" for name, version in versions.items()) or "unknown"
+    return str(versions) if versions else "unknown"
 
 
 def format_aa(result: dict[str, Any]) -> str:
@@ -93,28 +147,38 @@ def _plots(results: dict[str, Any]) -> dict[str, str]:
     comparisons = results["comparisons"]
     metrics = list(dict.fromkeys(c["metric"] for c in comparisons))
     if metrics:
-        fig, axes = plt.subplots(1, len(metrics), figsize=(2.3 * len(metrics), 2.6), squeeze=False)
-        for ax, metric in zip(axes[0], metrics):
+        # Two rows of panels at most four wide: readable at 1280 px without shrinking the text.
+        columns = min(len(metrics), 4)
+        rows_of_panels = math.ceil(len(metrics) / columns)
+        fig, axes = plt.subplots(rows_of_panels, columns, figsize=(3.2 * columns, 0.6 + (1.0 + 0.45 * len(names)) * rows_of_panels),
+                                 squeeze=False)  # fmt: skip
+        for ax in axes.flat[len(metrics):]:
+            ax.set_visible(False)
+        for ax, metric in zip(axes.flat, metrics):
             rows = [c for c in comparisons if c["metric"] == metric]
             for y, c in enumerate(rows):
                 low, high = c["ci_low"], c["ci_high"]
-                colour = "tab:green" if (c.get("p_holm") or 1) < results["config"]["alpha"] and c["effect"] > 0 else \
-                    "tab:red" if (c.get("p_holm") or 1) < results["config"]["alpha"] else "tab:grey"  # fmt: skip
+                verdict = _verdict(c, results["config"]["alpha"])
+                colour = {"better": "tab:green", "worse": "tab:red"}.get(verdict, "tab:grey")
                 if low is not None and high is not None:
                     ax.plot([low, high], [y, y], color=colour, lw=2)
                 ax.plot([c["effect"]], [y], "o", color=colour)
             ax.axvline(0, color="black", lw=0.8)
             ax.set_yticks(range(len(rows)), [c["arm"] for c in rows])
-            ax.set_title(LABELS.get(metric, metric), fontsize=9)
-            ax.tick_params(labelsize=7)
-        fig.suptitle(f"effect against {results['control']} (95% bootstrap interval)", fontsize=10)
+            ax.set_title(LABELS.get(metric, metric) + (" (lower is better)" if metric in LOWER_IS_BETTER else ""), fontsize=11)
+            ax.tick_params(labelsize=10)
+        fig.suptitle(f"effect against {results['control']} (95% bootstrap interval)", fontsize=12)
         fig.tight_layout()
         plots["effects"] = _png(fig)
     # Exit-depth survival.
-    fig, ax = plt.subplots(figsize=(4.5, 3))
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
     for name in names:
         curve = arms[name]["exit_depth_survival"]
-        ax.step(range(1, len(curve) + 1), curve, where="post", label=name)
+        # A step per page, drawn to the page's right edge: one page is a visible line too, not a lone point.
+        ax.step(range(1, len(curve) + 2), list(curve) + list(curve[-1:]), where="post", label=name, marker="o", markevery=range(len(curve)))
+    pages = max((len(arms[n]["exit_depth_survival"]) for n in names), default=1)
+    ax.set_xticks(range(1, pages + 1))
+    ax.set_xlim(0.8, pages + 1)
     ax.set_xlabel("page")
     ax.set_ylabel("sessions still there")
     ax.set_ylim(0, 1.05)
@@ -158,7 +222,7 @@ def render_html(results: dict[str, Any]) -> str:
     for c in results["comparisons"]:
         verdict = _verdict(c, alpha)
         cls = "better" if verdict == "better" else "worse" if verdict == "worse" else ""
-        effect_rows.append([esc(c["arm"]), esc(LABELS.get(c["metric"], c["metric"])), _fmt(c["control_value"]), _fmt(c["arm_value"]),
+        effect_rows.append([esc(c["arm"]), esc(_metric_label(c, results["design"])), _fmt(c["control_value"]), _fmt(c["arm_value"]),
                             _fmt(c["effect"]), f"[{_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}]", esc(c["test"]), _fmt(c["p_value"]),
                             _fmt(c["p_holm"]), _power(c.get("users_for_power")) if c["metric"] in USER_METRICS else "-",
                             f'<span class="{cls}">{esc(verdict)}</span>'])  # fmt: skip
@@ -179,6 +243,8 @@ def render_html(results: dict[str, Any]) -> str:
             ["arm", "simulated truth", "naive (control's rate)", "IPS", "SNIPS", "DR", "support", "matched slots"],
             [[esc(n)] + [_fmt(o.get(k)) for k in ("truth", "naive", "ips", "snips", "dr", "support")] + [str(o.get("matches", 0))]
              for n, o in ope["arms"].items()])  # fmt: skip
+        caveat = _ope_caveat(ope)
+        ope_html += f'<p class="banner">{esc(caveat)}</p>' if caveat else ""
     blend = results.get("blend")
     blend_html = ""
     if blend:
@@ -186,10 +252,12 @@ def render_html(results: dict[str, Any]) -> str:
         blend_html = (f'<p class="note">Hybrid users: the LLM moves the watch logit by {_fmt(effect.get("llm"))} against '
                       f'{_fmt(effect.get("preference"))} for the preference model (weight x spread, fitted on held-out items).</p>')  # fmt: skip
     config = results["config"]
+    note = llm_fallback_note(results)
+    banner = f'<p class="banner">Warning: {esc(note)}.</p>' if note else ""
     checked = summary_html(results["agreement"]) if "agreement" in results else ""
-    return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>recarena A/B test</title><style>{_STYLE}</style></head><body>
+    return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>recarena A/B test</title><style>{_STYLE}{_BANNER_STYLE}</style></head><body>
 <h1>Simulated A/B test on {esc(results['dataset'])}</h1>
-<p class="note">{len(arms)} arms, control <b>{esc(results['control'])}</b>, {esc(results['design'])} design, {esc(config['user_kind'])} users
+{banner}<p class="note">{len(arms)} arms, control <b>{esc(results['control'])}</b>, {esc(results['design'])} design, {esc(config['user_kind'])} users
 ({esc(config.get('user_model', 'static'))} interest),
 up to {config['pages']} pages of {config['slate_size']} items, seed {config['seed']}. Each user is the unit: figures are means over users;
 coverage and Gini are over all impressions of the arm. Verdicts use p after Holm's correction at alpha {alpha}.</p>
@@ -205,7 +273,7 @@ effect at alpha {alpha}; when it exceeds the users simulated, a "no clear differ
 {ope_html}
 <h2>LLM usage and cost</h2>{_table(['arm', 'calls', 'cache hits', 'prompt tokens', 'completion tokens', 'fallbacks', 'LLM wall s', 'cost', 'arm wall s'], usage_rows)}
 {blend_html}
-<p class="note">Run directory {esc(str(results.get('run', {}).get('directory', '')))}; versions {esc(str(results.get('run', {}).get('versions', '')))}.</p>
+<p class="note">Run directory {esc(str(results.get('run', {}).get('directory', '')))}; versions: {esc(_versions(results.get('run', {}).get('versions')))}.</p>
 </body></html>"""
 
 

@@ -43,7 +43,7 @@ from recarena.simulator.rundir import RunDirectory
 
 from recarena.scenarios.ab import metrics as am
 from recarena.scenarios.ab.sharded import ShardSettings, shared_world, simulate_arm_sharded
-from recarena.scenarios.ab.world import World, WorldSpec, build_world
+from recarena.scenarios.ab.world import World, WorldSpec, build_world, build_world_llm
 from recarena.scenarios.agreement.summary import agreement_summary
 from recarena.scenarios.config import UserKindOptions, option, parse_model_params
 from recarena.scenarios.contract import Scenario, ScenarioError, capped, check_out_folder, where_written, write_results
@@ -114,6 +114,8 @@ class ABConfig(UserKindOptions):
             raise ABConfigError(f"users: a split design needs at least 2 users per arm, got {self.users} for {len(models)} arms")
         if not 0.0 <= self.explore < 1.0:
             raise ABConfigError(f"explore: must be in [0, 1), got {self.explore}")
+        if not 0.0 <= self.max_llm_failure_rate <= 1.0:
+            raise ABConfigError(f"max_llm_failure_rate: must be in [0, 1], got {self.max_llm_failure_rate}")
         if not 0.0 < self.alpha < 1.0:
             raise ABConfigError(f"alpha: must be in (0, 1), got {self.alpha}")
         if self.workers < 1:
@@ -127,7 +129,8 @@ class ABConfig(UserKindOptions):
         """What building this test's world reads (validates first; a bad --model-params fails here)."""
         self.validate()
         return WorldSpec(self.dataset, tuple(dict.fromkeys(self.arm_models())), parse_model_params(self.model_params, self.arm_models()),
-                         self.user_kind, self.user_model, self.llm, self.llm_cache, self.calibration_users, self.seed, self.progress)  # fmt: skip
+                         self.user_kind, self.user_model, self.llm, self.llm_cache, self.calibration_users, self.seed, self.progress,
+                         max_llm_failure_rate=self.max_llm_failure_rate)  # fmt: skip
 
     def assignment(self) -> Assignment:
         """Who meets which arm (the A/A check: the control and its copy ``CONTROL#A'``)."""
@@ -141,11 +144,12 @@ class ABConfig(UserKindOptions):
 
     def shard_settings(self) -> ShardSettings:
         """What each shard of a distributed run reads besides the world."""
-        return ShardSettings(self.user_kind, self.seed, self.pages, self.slate_size, self.threads, self.quotes, self.llm, self.llm_cache)
+        return ShardSettings(self.user_kind, self.seed, self.pages, self.slate_size, self.threads, self.quotes, self.llm, self.llm_cache,
+                             self.max_llm_failure_rate)
 
     def recorded(self) -> dict[str, Any]:
         """The settings that define the run (what a resume must match)."""
-        skip = {"progress", "html", "threads", "out", "llm_cache", "quotes", "backend", "workers", "ray_address", "agreement"}
+        skip = {"progress", "html", "threads", "out", "llm_cache", "max_llm_failure_rate", "quotes", "backend", "workers", "ray_address", "agreement"}
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items() if k not in skip}
 
 
@@ -209,8 +213,9 @@ def run_ab(config: ABConfig, world: World | None = None) -> dict[str, Any]:
     spec = config.world_spec()  # settings and model parameters: nothing is written before they pass
     dataset = world.dataset if world is not None else load_dataset(config.dataset)  # nor before the data reads
     capped("users", config.users, dataset.n_users, f"dataset {dataset.name!r}")
+    llm = build_world_llm(spec) if world is None else None  # a dead endpoint fails here, before anything is written
     with RunDirectory(config.out, config.recorded(), config.seed, data=dataset) as run_dir:  # locked: one run at a time
-        return _run_ab_in(run_dir, config, world or build_world(spec, models_dir=config.out / "models"), started)
+        return _run_ab_in(run_dir, config, world or build_world(spec, models_dir=config.out / "models", llm=llm), started)
 
 
 def _run_ab_in(run_dir: RunDirectory, config: ABConfig, world: World, started: float) -> dict[str, Any]:
@@ -241,6 +246,8 @@ def _run_ab_in(run_dir: RunDirectory, config: ABConfig, world: World, started: f
     impressions, sessions = store_frames(run_dir.events, RUN)
     results = {"config": config.recorded() | {"out": str(config.out)},
                **summarise(config.comparison_plan(), world, users, arms, impressions, sessions, usage, control)}  # fmt: skip
+    if world.llm is not None:  # fallbacks are guesses inside the figures: say how many, per arm
+        results["llm_health"] = am.llm_health(usage, config.max_llm_failure_rate)
     results["run"] = {"directory": str(config.out), "seed": config.seed, "versions": run_dir.meta.get("versions"),
                       "resumed": run_dir.resumed, "seconds": time.perf_counter() - started}  # fmt: skip
     # How far this simulator was checked against reality on this data: an agreement run's figures, if there is one.

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from recarena.agents.kit import UserKind
+from recarena.agents.llm.health import DEFAULT_MAX_FAILURE_RATE
 
 from recarena.simulator.arm_sessions import ArmRun, Twins, simulate_arm
 from recarena.simulator.events import EventStore
@@ -57,6 +58,7 @@ class ShardSettings:
     quotes: int
     llm: str
     llm_cache: Path | None
+    max_llm_failure_rate: float = DEFAULT_MAX_FAILURE_RATE
 
 
 def shared_world(world: World, config: ShardSettings) -> tuple[World, ShardSettings]:
@@ -69,7 +71,7 @@ def _worker_llm(config: ShardSettings) -> Any:
     if key not in _WORKER_LLMS:
         from recarena.agents.llm import build_llm
 
-        _WORKER_LLMS[key] = build_llm(config.llm, config.llm_cache)
+        _WORKER_LLMS[key] = build_llm(config.llm, config.llm_cache, max_failure_rate=config.max_llm_failure_rate)
     return _WORKER_LLMS[key]
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from recarena.agents.kit import UserKind, UserKit, UserModel, build_user_kit
+from recarena.agents.llm.health import DEFAULT_MAX_FAILURE_RATE
 from recarena.recommenders import Recommender, build_recommender
 from recarena.simulator.data import Dataset, load_dataset
 from recarena.simulator.data.splits import Split, leave_one_out, temporal_split
@@ -50,6 +51,8 @@ class WorldSpec:
     """Leave-one-out by time, or a global cut in time (`temporal_split`) holding out `test_fraction`."""
     test_fraction: float = 0.2
     """The temporal split's test share (its validation part is the 10% of interactions before the test part)."""
+    max_llm_failure_rate: float = DEFAULT_MAX_FAILURE_RATE
+    """The LLM's health rule (`recarena.agents.llm.HealthRule`): more fallbacks than this share stop the run."""
 
 
 @dataclass
@@ -69,8 +72,21 @@ class World:
         return self.kit.factory(kind, self.llm, self.blend)
 
 
-def build_world(spec: WorldSpec, models_dir: Path | None = None) -> World:
-    """Load the data, fit (or load) each model once, build the users' kit, and the LLM when needed."""
+def build_world_llm(spec: WorldSpec) -> Any:
+    """The LLM the world's users need (None for statistical users), its endpoint already checked.
+
+    Built apart so that a run can build it before it writes anything: an endpoint that does not
+    answer is an `LLMHealthError` before a run directory exists."""
+    if spec.user_kind == "statistical":
+        return None
+    from recarena.agents.llm import build_llm
+
+    return build_llm(spec.llm, spec.llm_cache, max_failure_rate=spec.max_llm_failure_rate)
+
+
+def build_world(spec: WorldSpec, models_dir: Path | None = None, llm: Any = None) -> World:
+    """Load the data, fit (or load) each model once, build the users' kit, and the LLM when needed
+    (`llm`: one `build_world_llm` already built for `spec`)."""
     dataset = load_dataset(spec.dataset)
     split = leave_one_out(dataset) if spec.split == "loo" else temporal_split(dataset, valid_fraction=0.1, test_fraction=spec.test_fraction)
     train = split.train_dataset()
@@ -91,9 +107,8 @@ def build_world(spec: WorldSpec, models_dir: Path | None = None) -> World:
     world = World(dataset, split, kit, recommenders, seconds)
     if spec.user_kind != "statistical":
         from recarena.agents.calibration import calibrate_on_validation
-        from recarena.agents.llm import build_llm
 
-        world.llm = build_llm(spec.llm, spec.llm_cache)
+        world.llm = llm if llm is not None else build_world_llm(spec)
         if spec.user_kind == "hybrid":
             world.blend = calibrate_on_validation(kit, split, world.llm, n_users=spec.calibration_users, positives_per_user=2,
                                                   seed=spec.seed, progress=spec.progress)  # fmt: skip

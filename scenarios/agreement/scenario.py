@@ -39,6 +39,7 @@ from recarena.simulator.data import load_dataset
 from recarena.simulator.data.streams import AGREEMENT_STATISTICS, AGREEMENT_USERS
 from recarena.simulator.rundir import RunDirectory
 
+from recarena.scenarios.ab.metrics import llm_health
 from recarena.scenarios.ab.world import World, WorldSpec, build_world
 from recarena.scenarios.agreement.orders import concordance, pair_verdicts, rank_agreement
 from recarena.scenarios.agreement.sides import METRIC_LABELS, PrimaryMetric, real_side, simulated_side, user_model_ndcg
@@ -99,11 +100,11 @@ class AgreementConfig(UserKindOptions):
         self.validate()
         return WorldSpec(self.dataset, tuple(self.arm_models()), parse_model_params(self.model_params, self.arm_models()), self.user_kind,
                          self.user_model, self.llm, self.llm_cache, self.calibration_users, self.seed, self.progress, self.split,
-                         self.test_fraction)  # fmt: skip
+                         self.test_fraction, self.max_llm_failure_rate)  # fmt: skip
 
     def recorded(self) -> dict[str, Any]:
         """The settings that define the run (what a resume must match)."""
-        skip = {"progress", "html", "threads", "out", "llm_cache"}
+        skip = {"progress", "html", "threads", "out", "llm_cache", "max_llm_failure_rate"}
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items() if k not in skip}
 
 
@@ -160,9 +161,11 @@ def _run_in(run_dir: RunDirectory, config: AgreementConfig, world: World) -> dic
         blend = world.blend if user_model == config.user_model else _blend_for(kit, world, config)
         twins = Twins(kit.factory(config.user_kind, world.llm, blend), users, config.seed)
         label = f"agreement.{user_model}"
+        usage = {}
         for position, arm in enumerate(arms):
-            simulate_arm(label, arm, position, world.recommenders[arm], twins, users, seed=config.seed, pages=config.pages,
-                         slate_size=config.slate_size, store=run_dir.events, llm=world.llm, threads=config.threads, progress=bar)  # fmt: skip
+            usage[arm] = simulate_arm(label, arm, position, world.recommenders[arm], twins, users, seed=config.seed, pages=config.pages,
+                                      slate_size=config.slate_size, store=run_dir.events, llm=world.llm, threads=config.threads,
+                                      progress=bar).llm_usage  # fmt: skip
         impressions, sessions = store_frames(run_dir.events, label)
         simulated = simulated_side(impressions, sessions, arms, users)
         figures = {arm: simulated[arm][config.metric].to_numpy() for arm in arms}
@@ -174,6 +177,8 @@ def _run_in(run_dir: RunDirectory, config: AgreementConfig, world: World) -> dic
             "best_agrees": rank.real_order[-1] == rank.simulated_order[-1],
             "own_ndcg": user_model_ndcg(kit, world.split, config.k),
             "blend": asdict(blend) if blend is not None else None,
+            # Fallbacks are guesses inside the figures: how many, per arm (the health rule stops a run with too many).
+            "llm_health": llm_health(usage, config.max_llm_failure_rate) if world.llm is not None else None,
         }  # fmt: skip
     bar.close()
     return out

@@ -145,7 +145,7 @@ class AugmentConfig(UserKindOptions):
         return out
 
     def recorded(self) -> dict[str, Any]:
-        skip = {"progress", "html", "threads", "out", "llm_cache", "export"}
+        skip = {"progress", "html", "threads", "out", "llm_cache", "max_llm_failure_rate", "export"}
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items() if k not in skip}
 
 
@@ -242,7 +242,7 @@ def run_augment(config: AugmentConfig) -> dict[str, Any]:
     if config.user_kind != "statistical":
         from recarena.agents.llm import build_llm
 
-        llm = build_llm(config.llm, config.llm_cache)
+        llm = build_llm(config.llm, config.llm_cache, max_failure_rate=config.max_llm_failure_rate)
     regimes, names, variants = config.regime_names(), config.recommender_names(), config.variants()
     bar = tqdm(total=len(regimes) * config.seeds * len(names) * len(variants), desc="augment: fits", disable=not config.progress)
     metrics: dict[tuple[str, str, str], list[pd.DataFrame]] = {}

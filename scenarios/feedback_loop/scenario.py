@@ -139,11 +139,12 @@ class FeedbackConfig(UserKindOptions):
         self.validate()
         models = self.arm_models()
         return WorldSpec(self.dataset, tuple(models), parse_model_params(self.model_params, models), self.user_kind, self.user_model,
-                         self.llm, self.llm_cache, self.calibration_users, self.seed, self.progress)  # fmt: skip
+                         self.llm, self.llm_cache, self.calibration_users, self.seed, self.progress,
+                         max_llm_failure_rate=self.max_llm_failure_rate)  # fmt: skip
 
     def recorded(self) -> dict[str, Any]:
         """The settings that define the run (what a resume must match)."""
-        skip = {"progress", "html", "threads", "out", "llm_cache", "bootstrap"}
+        skip = {"progress", "html", "threads", "out", "llm_cache", "max_llm_failure_rate", "bootstrap"}
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items() if k not in skip}
 
 

@@ -167,7 +167,8 @@ def build_world(config: FidelityScenarioConfig, dataset: Dataset | None = None, 
     if llms is None and config.llm_kinds():
         from recarena.agents.llm import build_llm
 
-        llms = {spec: build_llm(spec, config.llm_cache, n_threads=config.llm_threads) for spec in config.llm}
+        llms = {spec: build_llm(spec, config.llm_cache, n_threads=config.llm_threads,
+                                    max_failure_rate=config.max_llm_failure_rate) for spec in config.llm}
     return FidelityWorld(dataset, split, kit, reference, recommender, llms or {})
 
 
@@ -249,7 +250,7 @@ def run_fidelity(config: FidelityScenarioConfig, *, dataset: Dataset | None = No
         if backend is not None and backend not in personas and config.persona_users > 0:
             personas[backend] = _persona(config, world, world.llms[backend], llm_users)
     results = {
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items() if k not in ("progress", "html", "threads", "llm_cache", "llm_threads")},
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items() if k not in ("progress", "html", "threads", "llm_cache", "llm_threads", "max_llm_failure_rate")},
         "dataset": world.dataset.name, "split": world.split.summary(),
         "threshold_source": world.reference.threshold_source,
         "biased_mf_l2": world.reference.biased_mf.l2 if world.reference.biased_mf is not None else None,

@@ -144,7 +144,8 @@ def run_prompt_bench(config: PromptBenchConfig) -> dict[str, Any]:
     if config.llm != "none":
         from recarena.agents.llm import build_llm
 
-        llm = build_llm(config.llm, config.llm_cache, sampling={"seed": config.seed}, n_threads=config.llm_threads or None)
+        llm = build_llm(config.llm, config.llm_cache, sampling={"seed": config.seed}, n_threads=config.llm_threads or None,
+                        max_failure_rate=config.max_llm_failure_rate)
         rankers += [LLMCaseRanker(llm.for_component(f"prompt-bench-{m}"), config.load_template(m), m,  # type: ignore[arg-type]
                                   config.max_retries, config.seed, name=f"llm {m}") for m in config.modes]  # fmt: skip
     tables: dict[str, Any] = {}
@@ -167,7 +168,7 @@ def run_prompt_bench(config: PromptBenchConfig) -> dict[str, Any]:
         pd.DataFrame(case_rows).to_csv(partial, index=False)
     results: dict[str, Any] = {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()
-                   if k not in ("out", "progress", "html", "llm_cache", "llm_threads")},
+                   if k not in ("out", "progress", "html", "llm_cache", "llm_threads", "max_llm_failure_rate")},
         "dataset": {"name": split.dataset.name, "users": split.dataset.n_users, "items": split.dataset.n_items},
         "templates": {m: config.load_template(m).as_dict() for m in config.modes} if llm is not None else {},
         "tables": tables,

@@ -102,7 +102,7 @@ class PromptOptConfig(LLMOptions):
             raise PromptOptError(f"budget: {self.budget} requests cannot score even the initial prompt on {self.valid_users} validation users")
 
     def recorded(self) -> dict[str, Any]:
-        skip = {"progress", "html", "out", "llm_cache"}
+        skip = {"progress", "html", "out", "llm_cache", "max_llm_failure_rate"}
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items() if k not in skip}
 
 
@@ -146,9 +146,11 @@ def _optimise(config: PromptOptConfig, dataset: Any, split: Any, initial: str, s
     """`run_prompt_opt` with its run folder held."""
     from recarena.agents.llm import build_llm
 
-    llm = llm if llm is not None else build_llm(config.llm, config.llm_cache, timeout_s=config.timeout_s)
+    llm = llm if llm is not None else build_llm(config.llm, config.llm_cache, timeout_s=config.timeout_s,
+                                                      max_failure_rate=config.max_llm_failure_rate)
     if optimiser_llm is None and config.optimiser_llm:
-        optimiser_llm = build_llm(config.optimiser_llm, config.llm_cache, timeout_s=config.timeout_s)
+        optimiser_llm = build_llm(config.optimiser_llm, config.llm_cache, timeout_s=config.timeout_s,
+                                  max_failure_rate=config.max_llm_failure_rate)
     budget = Budget(config.budget, config.budget_tokens)
     methods, per_seed = config.methods(), []
     bar = tqdm(total=config.seeds * len(methods), desc="prompt-opt (seeds x methods)", disable=not config.progress)
