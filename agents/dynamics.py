@@ -122,10 +122,11 @@ class WatchDynamics:
         padded = np.where(valid, recent, 0)
         pairs = np.einsum("nsl,nl->ns", self._cooccurrence(items, padded), weight)
         mean_unit = np.einsum("nlk,nl->nk", self.unit_taste[padded], weight) / total
+        recent_taste = np.einsum("nsk,nk->ns", self.unit_taste[items], mean_unit)
         return {
             "taste": np.asarray(taste, float),
             "recent_cooc": np.log1p(50.0 * pairs / total),
-            "recent_taste": np.einsum("nsk,nk->ns", self.unit_taste[items], mean_unit),
+            "recent_taste": recent_taste,
             "popularity": self.log_popularity[items],
             "popularity_now": np.log1p(self.popularity_before(np.asarray(times), items)),
         }

@@ -54,12 +54,18 @@ def render_html(results: dict[str, Any]) -> str:
              f"(paired). Nothing of the test part reached a model or a user.</p>"]  # fmt: skip
     parts += [_verdict(name, results["user_models"][name]) for name in models]
     parts.append(_scatter(results))
-    header = ["arm", f"real {ndcg}"] + [f"{name}: {m}" for name in models for m in ("watch_rate", "watches")]
-    rows = [[escape(arm), fmt(results["real"][arm][ndcg], 4)]
-            + [fmt(results["user_models"][name]["arms"][arm][m]) for name in models for m in ("watch_rate", "watches")] for arm in arms]
-    rows.append(["<i>the users' own model</i>", "-"] + [f"{ndcg} {fmt(results['user_models'][n]['own_ndcg'], 4)}" for n in models for _ in (0, 1)])
+    real = results["real"]
+    compared, everyone = real[arms[0]]["users"], real[arms[0]].get("all_test_users_count", real[arms[0]]["users"])
+    header = ["arm", f"real {ndcg} ({compared} users)"] + ([f"real {ndcg}, all {everyone} test users"] if everyone != compared else []) \
+        + [f"{name}: {m}" for name in models for m in ("watch_rate", "watches")]  # fmt: skip
+    rows = [[escape(arm), fmt(real[arm][ndcg], 4)] + ([fmt(real[arm]["all_test_users"], 4)] if everyone != compared else [])
+            + [fmt(results["user_models"][name]["arms"][arm][m]) for name in models for m in ("watch_rate", "watches")] for arm in arms]  # fmt: skip
+    rows.append(["<i>the users' own model</i>", "-"] + (["-"] if everyone != compared else [])
+                + [f"{ndcg} {fmt(results['user_models'][n]['own_ndcg'], 4)}" for n in models for _ in (0, 1)])  # fmt: skip
     parts += ["<h2>Per arm</h2>", table(header, rows),
-              f"<p class='note'>The last row: the simulated users' interest used as a recommender, evaluated like the arms ({ndcg}).</p>"]
+              f"<p class='note'>The real figure is compared on the {compared} test users with a training history, the population the "
+              f"simulated users are drawn from (a simulated user starts from its history){'; the test users without one are shown beside, not compared' if everyone != compared else ''}. "
+              f"The last row: the simulated users' interest used as a recommender, evaluated like the arms ({ndcg}, on the compared users).</p>"]
     for name in models:
         pairs = results["user_models"][name]["pairs"]
         rows = [[escape(p["better"]), escape(p["other"]), fmt(p["real_relative"], 2), "yes" if p["real_clear"] else "no",

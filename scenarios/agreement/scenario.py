@@ -9,9 +9,11 @@ Run it on a dataset before trusting `recarena ab` there.
    out). Every arm's recommender is fitted on the training part (early stopping on the
    validation part); the users' kit on the same part, their dynamics fitted on the validation
    part. Nothing of the test part reaches a model, a user or a prompt.
-2. **Real side** (sides.py): each arm's NDCG@k of every test user, offline.
+2. **Real side** (sides.py): each arm's NDCG@k of every test user who has a training history,
+   offline: the population a simulated user can stand for, as it starts from that history (in
+   a temporal split many test users are new; their figure is reported beside, not compared).
 3. **Simulated side**: a paired A/B (every simulated user meets every arm from the same
-   snapshot) of `users` users drawn from the evaluated users who have a training history.
+   snapshot) of `users` users drawn from that population.
    With ``--compare-static`` (default) the same users also run as today's static users, so
    both user models are measured in one run.
 4. **Figures** (orders.py): Spearman and Kendall between the arms' real and simulated orders
@@ -129,27 +131,35 @@ def run_agreement(config: AgreementConfig, world: World | None = None) -> dict[s
         return results
 
 
-def simulated_users(evaluated: np.ndarray, world: World, count: int, seed: int) -> np.ndarray:
-    """`count` users drawn from the `evaluated` test users who have a training history (the simulated users start from it)."""
-    with_history = np.unique(world.split.train["user"].to_numpy(np.int64))
-    pool = np.intersect1d(evaluated, with_history)
+def simulated_population(evaluated: np.ndarray, world: World) -> np.ndarray:
+    """The `evaluated` test users who have a training history: whom a simulated user can stand for (it starts from that
+    history). Both sides are measured on this population; test users without one (new in a temporal split) are left out."""
+    pool = np.intersect1d(evaluated, np.unique(world.split.train["user"].to_numpy(np.int64)))
     if len(pool) < 4:
         raise ScenarioError(f"split: only {len(pool)} test users have a training history; the agreement check needs at least 4")
-    return np.sort(AGREEMENT_USERS.generator(seed).choice(pool, size=min(count, len(pool)), replace=False))
+    return pool
+
+
+def simulated_users(population: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """`count` users drawn from the `population` (`simulated_population`)."""
+    return np.sort(AGREEMENT_USERS.generator(seed).choice(population, size=min(count, len(population)), replace=False))
 
 
 def _run_in(run_dir: RunDirectory, config: AgreementConfig, world: World) -> dict[str, Any]:
     arms = config.arm_models()
     models = {arm: arm for arm in arms}
-    real = real_side(world.recommenders, models, world.split, config.k)
-    users = simulated_users(next(iter(real.values())).index.to_numpy(np.int64), world, config.users, config.seed)
+    every_user = real_side(world.recommenders, models, world.split, config.k)
+    population = simulated_population(next(iter(every_user.values())).index.to_numpy(np.int64), world)
+    real = {arm: figures.loc[population] for arm, figures in every_user.items()}
+    users = simulated_users(population, config.users, config.seed)
     rng = AGREEMENT_STATISTICS.generator(config.seed)
     real_arrays = {arm: real[arm].to_numpy() for arm in arms}
     ndcg = f"ndcg@{config.k}"
     out: dict[str, Any] = {
         "dataset": world.dataset.name, "split": {"strategy": config.split, **world.split.summary()}, "metric": config.metric,
         "metric_label": METRIC_LABELS[config.metric], "real_metric": ndcg, "users": users.tolist(),
-        "real": {arm: {ndcg: float(real[arm].mean()), "users": int(len(real[arm]))} for arm in arms},
+        "real": {arm: {ndcg: float(real[arm].mean()), "users": int(len(real[arm])),
+                       "all_test_users": float(every_user[arm].mean()), "all_test_users_count": int(len(every_user[arm]))} for arm in arms},
         "user_models": {}, "config": config.recorded() | {"out": str(config.out)},
     }  # fmt: skip
     report = world.kit.dynamics_report
@@ -175,7 +185,7 @@ def _run_in(run_dir: RunDirectory, config: AgreementConfig, world: World) -> dic
             "arms": {arm: {m: float(np.nanmean(simulated[arm][m])) for m in METRIC_LABELS} for arm in arms},
             "rank": rank.as_dict(), "pairs": [v.as_dict() for v in verdicts], "concordance": concordance(verdicts),
             "best_agrees": rank.real_order[-1] == rank.simulated_order[-1],
-            "own_ndcg": user_model_ndcg(kit, world.split, config.k),
+            "own_ndcg": user_model_ndcg(kit, world.split, config.k, population),
             "blend": asdict(blend) if blend is not None else None,
             # Fallbacks are guesses inside the figures: how many, per arm (the health rule stops a run with too many).
             "llm_health": llm_health(usage, config.max_llm_failure_rate) if world.llm is not None else None,

@@ -54,9 +54,10 @@ def user_model_scorer(kit: UserKit, split: Split) -> Callable[[np.ndarray], torc
     return score
 
 
-def user_model_ndcg(kit: UserKit, split: Split, k: int) -> float:
-    """NDCG@k of the users' own model on the test part (see `user_model_scorer`)."""
-    return float(evaluate(user_model_scorer(kit, split), split, "test", [k]).metrics[f"ndcg@{k}"])
+def user_model_ndcg(kit: UserKit, split: Split, k: int, users: np.ndarray) -> float:
+    """NDCG@k of the users' own model on the test part (see `user_model_scorer`), over the test users `users`."""
+    per_user = evaluate(user_model_scorer(kit, split), split, "test", [k], per_user=True).per_user[f"ndcg@{k}"]
+    return float(per_user.loc[users].mean())
 
 
 def simulated_side(impressions: pd.DataFrame, sessions: pd.DataFrame, arms: list[str], users: np.ndarray) -> dict[str, pd.DataFrame]:

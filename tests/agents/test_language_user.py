@@ -106,8 +106,23 @@ def test_a_zero_llm_weight_blend_is_the_statistical_user(ml100k_kit):
 def test_calibration_gives_the_llm_weight_only_when_it_knows_something(ml100k_kit, ml100k_holdout):
     kit = ml100k_kit
     held_out = ml100k_holdout.test
-    informed = calibrate_blend(kit, held_out, ScriptedLLM(), n_users=30, progress=False)
-    assert informed.fitted_on["watch_nll"]["pooled"] <= informed.fitted_on["watch_nll"]["preference_only"] + 1e-6
+    scripted = calibrate_blend(kit, held_out, ScriptedLLM(), n_users=30, progress=False)
+    assert scripted.fitted_on["watch_nll"]["pooled"] <= scripted.fitted_on["watch_nll"]["preference_only"] + 1e-6  # nested models
+
+    class Informed(ScriptedLLM):
+        """Knows which shown items the user really had: calibration shows a user's (up to 4) held-out items first."""
+
+        def _answer(self, messages, options):
+            if options[0] != "Yes":
+                return super()._answer(messages, options)
+            self.calls += 1
+            position = int(re.search(r"Suggestion (\d+):", messages[-1]["content"]).group(1))
+            return ScoreReply(probabilities={"Yes": 0.9 if position <= 4 else 0.1, "No": 0.1 if position <= 4 else 0.9})
+
+    informed = calibrate_blend(kit, held_out, Informed(), n_users=30, progress=False)
+    assert informed.watch_llm > 0.5, informed  # what it knows counts for watching, in the right direction ...
+    nll = informed.fitted_on["watch_nll"]
+    assert nll["pooled"] < nll["preference_only"] - 0.01 and nll["llm_only"] < nll["preference_only"]  # ... and helps
 
     class Clueless(ScriptedLLM):
         def _answer(self, messages, options):

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("llama_cpp")
+pytestmark = pytest.mark.requires("llama_cpp")
 
 from recarena.agents.calibration import calibrate_blend  # noqa: E402
 from recarena.agents.checker import check_user  # noqa: E402
 from recarena.agents.contract import SessionContext  # noqa: E402
 from recarena.agents.llm import LLMConfig, make_llm  # noqa: E402
-from recarena.agents.persona import enrich_profiles  # noqa: E402
+from recarena.agents.persona import PERSONA_TRAITS, enrich_profiles  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -64,5 +64,13 @@ def test_statistical_user_runs_beside_them(ml100k_kit):
 def test_persona_from_the_real_model(ml100k_kit, embedded):
     profiles = [ml100k_kit.profiles[0]]
     report = enrich_profiles(profiles, embedded, n_samples=2)
-    assert report.users == 1 and 0.0 <= report.agreement_rate <= 1.0
-    assert profiles[0].taste_summary is None or isinstance(profiles[0].taste_summary, str)
+    profile = profiles[0]
+    assert report.users == 1 and report.invalid_answers <= 3  # one summary and two persona samples were asked
+    if report.invalid_answers == 0:  # every answer valid: a summary, and two samples compared trait by trait
+        assert isinstance(profile.taste_summary, str) and profile.taste_summary.strip()
+        assert profile.persona_agreement is not None
+    if profile.persona_agreement is None:  # fewer than two valid samples: nothing kept, nothing counted
+        assert profile.persona == {} and report.agreement_rate == 0.0
+    else:  # the report's rate is the traits the two samples agreed on, as the profile holds them
+        assert set(profile.persona) <= set(PERSONA_TRAITS) and all(isinstance(v, str) for v in profile.persona.values())
+        assert report.agreement_rate == profile.persona_agreement == len(profile.persona) / len(PERSONA_TRAITS)

@@ -29,8 +29,9 @@ def play(kit, config, run_dir=None, rounds=None):
 
 
 @pytest.fixture(scope="module")
-def runs(tiny_kit, tmp_path_factory):
-    ray = pytest.importorskip("ray", reason="the Ray backend is an optional extra: pip install 'recarena[ray]'")
+def runs(tiny_kit, tmp_path_factory, require):
+    require("ray")
+    import ray
     root = tmp_path_factory.mktemp("population-ray")
     local = play(tiny_kit, CONFIG)
     # A local run stopped after 2 rounds, resumed on Ray.

@@ -3,7 +3,6 @@ and a real ``python -m llama_cpp.server`` on 127.0.0.1 (session-scoped, reused b
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 import time
 from pathlib import Path
@@ -16,11 +15,6 @@ from recarena.agents.llm.scripted import ScriptedBackend
 
 API_KEY = "sk-recarena-test-7f3a9c2e5b1d"  # the secret the secrets test greps for
 
-needs_llama = pytest.mark.skipif(
-    importlib.util.find_spec("llama_cpp") is None,
-    reason="llama-cpp-python is not installed (pip install 'recarena[llm]')",
-)
-
 
 @pytest.fixture
 def scripted() -> type[ScriptedBackend]:
@@ -28,9 +22,8 @@ def scripted() -> type[ScriptedBackend]:
 
 
 @pytest.fixture(scope="session")
-def gguf_path() -> Path:
-    if importlib.util.find_spec("llama_cpp") is None:
-        pytest.skip("llama-cpp-python is not installed (pip install 'recarena[llm]')")
+def gguf_path(require) -> Path:
+    require("llama_cpp")
     from recarena.agents.llm.embedded import smollm2_gguf_path
 
     return smollm2_gguf_path()

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import math
 import random
+import threading
 import time
 
 import pytest
@@ -130,13 +131,25 @@ def test_score_fallback_is_uniform_by_default(scripted):
 
 
 def test_concurrency_is_bounded_and_batches_keep_order(scripted):
-    backend = scripted(default=lambda request: request.messages[0]["content"].upper(), delay_s=0.02,
-                       max_concurrency=8)
+    """Each call waits at a barrier of 3, which opens only when 3 calls are in flight at once (a bound under 3
+    breaks it: the calls fail), so the peak reaches 3 without depending on timing. Each wave then holds on a
+    moment, in which a client that let a 4th call through would show it (the peak would be 4)."""
+    wave = threading.Barrier(3, timeout=20)
+    meet = [True]
+
+    def answer(request):
+        if meet[0]:
+            wave.wait()
+            time.sleep(0.01)
+        return request.messages[0]["content"].upper()
+
+    backend = scripted(default=answer, max_concurrency=8)
     llm = make(backend, concurrency=3)
-    prompts = [f"prompt {i}" for i in range(24)]
+    prompts = [f"prompt {i}" for i in range(24)]  # 8 waves of 3
     replies = llm.chat_many(prompts)
     assert [r.text for r in replies] == [p.upper() for p in prompts]
     assert backend.peak_in_flight == 3
+    meet[0] = False
     async_replies = asyncio.run(llm.achat_many(prompts[:5]))
     assert [r.text for r in async_replies] == [p.upper() for p in prompts[:5]]
 

@@ -90,7 +90,10 @@ def test_semantic_ids_cover_the_catalog_and_are_reported(tiger, world):
     assert ids.shape == (world.n_items, 4) and len(np.unique(ids, axis=0)) == world.n_items
     stats = tiger.codebook_stats
     assert len(stats["usage"]) == 3 and min(stats["usage"]) > 0.5
-    assert 0.0 <= stats["collision_rate"] <= 1.0
+    # the reported collisions are the items whose 3 codes equal another item's (the 4th code tells them apart)
+    _, group_of, sizes = np.unique(ids[:, :3], axis=0, return_inverse=True, return_counts=True)
+    assert stats["collision_rate"] == pytest.approx((sizes[group_of.ravel()] > 1).mean())
+    assert stats["max_collisions"] == sizes.max()
     # Items of one series share their first code far more often than items of different series.
     group = np.arange(world.n_items) // PER_GROUP
     same_series = (ids[:, None, 0] == ids[None, :, 0])[group[:, None] == group[None, :]].mean()

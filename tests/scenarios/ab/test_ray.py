@@ -13,7 +13,7 @@ from recarena.scenarios.contract import timing_free
 from recarena.simulator.events import EventStore
 from recarena.simulator.parallel import start_local_ray
 
-pytest.importorskip("ray", reason="the Ray backend is an optional extra: pip install 'recarena[ray]'")
+pytestmark = pytest.mark.requires("ray")
 
 EVENT_COLUMNS = ["arm", "user", "session", "page", "position", "item", "watched", "rating", "fallbacks"]
 

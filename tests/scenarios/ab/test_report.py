@@ -7,7 +7,7 @@ import re
 import pytest
 
 from recarena.scenarios.ab.scenario import ABConfig, run_ab
-from recarena.scenarios.checker import check_report_renders, chromium_path
+from recarena.scenarios.checker import check_report_renders
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +41,10 @@ def test_report_quotes_the_interviews(report):
     assert results["quotes"] and results["quotes"][0]["liked"] in page
 
 
-def test_report_renders_in_headless_chromium_and_no_text_overflows_its_table(report, tmp_path):
+def test_report_renders_in_headless_chromium_and_no_text_overflows_its_table(report, tmp_path, require):
     import os
 
-    if chromium_path() is None:
-        if os.environ.get("RECARENA_REQUIRE_CHROMIUM"):
-            pytest.fail("chromium is required (make test installs Debian's package) but is not installed")
-        pytest.skip("chromium is not installed; `make test` installs it")
+    require("chromium")
     _, page = report
     checked = tmp_path / "report.html"
     checked.write_text(page)

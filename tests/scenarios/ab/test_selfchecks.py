@@ -65,7 +65,8 @@ def test_the_fast_aa_path_behaves_like_the_session_engine(world):
         assert abs(fast[metric].mean() - engine[metric].mean()) < tolerance, metric
 
 
-def test_paired_twins_start_alike_but_split_users_are_disjoint(world, tmp_path):
+def test_split_design_users_are_disjoint_and_its_aa_is_honest(world):
+    """(That paired twins start alike is tests/simulator/test_twins.py's.)"""
     from recarena.scenarios.ab.scenario import assign_users
 
     split = ABConfig(arms="pop,random,bpr", users=90, design="split")

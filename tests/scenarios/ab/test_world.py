@@ -45,3 +45,26 @@ def test_hybrid_users_are_calibrated_without_the_test_interactions(small_synthet
 def test_bad_model_params_name_the_option(texts, message):
     with pytest.raises(Exception, match=f"model_params: .*{message}"):
         ABConfig(arms="pop,bpr", model_params=texts).world_spec()
+
+
+@pytest.mark.parametrize("user_model", ["dynamic", "static"])
+def test_the_users_dynamics_are_fitted_on_validation_only(small_synthetic, monkeypatch, user_model):
+    """The users' dynamics see the validation part, never the test part; static users fit none."""
+    import recarena.agents.kit as kit_module
+
+    split = leave_one_out(small_synthetic)
+    recognisable = split.test.iloc[:1].assign(user=0, timestamp=PLANTED_TIMESTAMP)
+    planted = dataclasses.replace(split, test=pd.concat([split.test, recognisable], ignore_index=True))
+    monkeypatch.setattr(world_module, "load_dataset", lambda name: small_synthetic)
+    monkeypatch.setattr(world_module, "leave_one_out", lambda dataset: planted)
+    fitted_on = []
+    real_fit = kit_module.fit_dynamics
+    monkeypatch.setattr(kit_module, "fit_dynamics", lambda history, held_out, *rest: fitted_on.append((history, held_out)) or real_fit(history, held_out, *rest))
+    world = build_world(ABConfig(arms="pop,random", user_model=user_model, progress=False).world_spec())
+    if user_model == "static":
+        assert not fitted_on and world.kit.behaviour.dynamics is None
+        return
+    (history, held_out), = fitted_on
+    assert held_out.equals(planted.valid) and PLANTED_TIMESTAMP not in set(history.interactions["timestamp"])
+    assert len(history.interactions) == len(planted.train)  # the users' history is the training part alone
+    assert world.kit.behaviour.dynamics is not None and world.kit.dynamics_report is not None

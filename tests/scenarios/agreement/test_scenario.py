@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from recarena.scenarios.agreement.scenario import AgreementConfig, AgreementScenario
-from recarena.scenarios.checker import check_report_renders, check_scenario, chromium_path
+from recarena.scenarios.checker import check_report_renders, check_scenario
 from recarena.scenarios.contract import ScenarioError
 from recarena.simulator.events import EventStore
 
@@ -52,15 +51,12 @@ def test_the_simulated_sessions_are_stored_and_a_rerun_simulates_nothing_again(c
     assert again["user_models"] == results["user_models"]
 
 
-def test_report_has_the_scatter_and_renders(checked, tmp_path):
+def test_report_has_the_scatter_and_renders(checked, tmp_path, require):
     _, config = checked
     page = (config.out / "report.html").read_text()
     assert "Spearman" in page and "the users' own model" in page and "Pairs, dynamic users" in page
     assert page.count('<img alt="plot"') == 1
-    if chromium_path() is None:
-        if os.environ.get("RECARENA_REQUIRE_CHROMIUM"):
-            pytest.fail("chromium is required (make test installs Debian's package) but is not installed")
-        pytest.skip("chromium is not installed; `make test` installs it")
+    require("chromium")
     assert check_report_renders(config.out / "report.html", screenshot=tmp_path / "report.png", min_images=1)["images"] == 1
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,6 @@ from recarena.scenarios.checker import (
     check_report_renders,
     check_scenario,
     check_validation_names_field,
-    chromium_path,
 )
 from recarena.scenarios.registry import SCENARIOS
 from recarena.simulator.data import load_dataset
@@ -101,11 +99,8 @@ def test_summary_and_report(tiny_run):
     assert "sparse regime" in html and "full regime" in html and html.count("<img") >= 4
 
 
-def test_report_renders_in_headless_chromium(tiny_run):
-    if chromium_path() is None:
-        if os.environ.get("RECARENA_REQUIRE_CHROMIUM"):
-            pytest.fail("chromium is required (make test installs Debian's package) but is not installed")
-        pytest.skip("chromium is not installed; `make test` installs it")
+def test_report_renders_in_headless_chromium(tiny_run, require):
+    require("chromium")
     _, results = tiny_run
     assert check_report_renders(results["report"], min_images=4)["images"] >= 4
 
@@ -223,9 +218,9 @@ def test_bad_settings_are_one_line_errors_naming_the_field(field, bad):
     check_validation_names_field(AugmentConfig, field, bad)
 
 
-def test_hybrid_users_calibrate_on_training_interactions_only(tiny_folder, tmp_path, monkeypatch):
+def test_hybrid_users_calibrate_on_training_interactions_only(tiny_folder, tmp_path, monkeypatch, require):
     """Hybrid users with the real embedded LLM: their blend is fitted on the last two *training* interactions."""
-    pytest.importorskip("llama_cpp")
+    require("llama_cpp")
     import recarena.agents.calibration as calibration
 
     split = leave_one_out(load_dataset(str(tiny_folder)))

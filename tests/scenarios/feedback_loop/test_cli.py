@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from recarena.scenarios.checker import check_report_renders, check_validation_names_field, chromium_path
+from recarena.scenarios.checker import check_report_renders, check_validation_names_field
 from recarena.scenarios.contract import ScenarioError
 from recarena.scenarios.experiment import load_experiment
 from recarena.scenarios.feedback_loop.scenario import FeedbackConfig
@@ -62,11 +62,8 @@ def test_yaml_run_writes_results_and_report(yaml_run):
     assert "http://" not in page and "https://" not in page
 
 
-def test_report_renders_in_headless_chromium(yaml_run, tmp_path):
-    if chromium_path() is None:
-        if os.environ.get("RECARENA_REQUIRE_CHROMIUM"):
-            pytest.fail("chromium is required (make test installs Debian's package) but is not installed")
-        pytest.skip("chromium is not installed; `make test` installs it")
+def test_report_renders_in_headless_chromium(yaml_run, tmp_path, require):
+    require("chromium")
     done, out = yaml_run
     assert done.returncode == 0, done.stderr
     rendered = check_report_renders(out / "report.html", screenshot=tmp_path / "report.png", min_images=2)

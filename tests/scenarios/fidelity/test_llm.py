@@ -8,7 +8,7 @@ import pytest
 
 from recarena.scenarios.fidelity.scenario import FidelityScenarioConfig, run_fidelity
 
-pytest.importorskip("llama_cpp")
+pytestmark = pytest.mark.requires("llama_cpp")
 
 
 def test_llm_and_hybrid_users_on_the_embedded_model_stand_beside_the_statistical_user(small_synthetic, tmp_path):

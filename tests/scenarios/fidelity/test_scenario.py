@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import zlib
 
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 
 from recarena.agents.llm import Backend, LLMConfig, RawCompletion, RawScore, make_llm
-from recarena.scenarios.checker import check_report_renders, check_scenario, check_validation_names_field, chromium_path
+from recarena.scenarios.checker import check_report_renders, check_scenario, check_validation_names_field
 from recarena.scenarios.contract import ScenarioError
 from recarena.scenarios.fidelity.scenario import FidelityScenario, FidelityScenarioConfig, build_world, run_fidelity
 from recarena.scenarios.registry import SCENARIOS
@@ -91,11 +90,8 @@ def test_report_has_the_tables_and_both_rating_histograms(checked):
     assert "http://" not in page and "https://" not in page
 
 
-def test_report_renders_in_headless_chromium(checked, tmp_path):
-    if chromium_path() is None:
-        if os.environ.get("RECARENA_REQUIRE_CHROMIUM"):
-            pytest.fail("chromium is required (make test installs Debian's package) but is not installed")
-        pytest.skip("chromium is not installed; `make test` installs it")
+def test_report_renders_in_headless_chromium(checked, tmp_path, require):
+    require("chromium")
     _, config = checked
     rendered = check_report_renders(config.out / "report.html", screenshot=tmp_path / "report.png", min_images=3)
     assert rendered["images"] == 3

@@ -3,8 +3,6 @@ baselines on the same candidates, the prompt-bench scenario, and the real embedd
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import re
 
 import numpy as np
@@ -16,7 +14,6 @@ from recarena.scenarios.checker import (
     check_report_renders,
     check_scenario,
     check_validation_names_field,
-    chromium_path,
 )
 from recarena.scenarios.contract import ScenarioError
 from recarena.scenarios.prompt_bench.protocols import (
@@ -31,7 +28,6 @@ from recarena.scenarios.prompt_bench.scenario import PromptBenchConfig, PromptBe
 from recarena.simulator.data.dataset import per_user
 from recarena.simulator.data.splits import leave_one_out
 
-needs_llama = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed")
 
 
 
@@ -162,8 +158,8 @@ def test_prompt_bench_rejects_a_template_without_history(tmp_path):
     assert "{history} is missing" in message and "t.txt" in message
 
 
-@needs_llama
-def test_prompt_bench_with_the_real_embedded_smollm2_pointwise(tmp_path):
+@pytest.mark.requires("llama_cpp")
+def test_prompt_bench_with_the_real_embedded_smollm2_pointwise(tmp_path, require):
     """A RecPrompt case through the real SmolLM2 (pointwise), beside random and pop.
 
     One user and short histories keep the prompts (one full evaluation per candidate) cheap on 2 cores;
@@ -178,8 +174,5 @@ def test_prompt_bench_with_the_real_embedded_smollm2_pointwise(tmp_path):
     assert llm["tokens"]["prompt"] > 10 * 40  # each call saw a real prompt
     assert 0.0 <= llm["metrics"]["auc"] <= 1.0 and results["timings"]["llm"]["calls"] == 10
     assert (tmp_path / "bench" / "cases.csv").is_file()
-    if chromium_path() is None:
-        if os.environ.get("RECARENA_REQUIRE_CHROMIUM"):
-            pytest.fail("chromium is required (make test installs Debian's package) but is not installed")
-        pytest.skip("chromium is not installed; `make test` installs it")
+    require("chromium")
     check_report_renders(results["report"])

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
 from recarena.scenarios.cli import main
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
-                                reason="llama-cpp-python is not installed (pip install 'recarena[llm]')")
+pytestmark = pytest.mark.requires("llama_cpp")
 
 
 def test_the_real_embedded_model_runs_the_loop_end_to_end_and_says_what_it_found(ml100k, tmp_path, capsys):

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from recarena.agents.llm import LLM
 from recarena.scenarios.checker import (
+    check_config_type,
     check_report_renders,
     check_scenario,
     check_validation_names_field,
-    chromium_path,
 )
 from recarena.scenarios.cli import main
 from recarena.scenarios.prompt_opt.scenario import (
@@ -82,7 +82,7 @@ def test_online_check_pits_the_final_prompt_against_the_initial_one(scripted_run
     assert all(r["requests"] > 0 for r in online["llm_requests"].values())  # both arms really asked the LLM
 
 
-def test_report_has_every_section_and_renders(scripted_run, tmp_path):
+def test_report_has_every_section_and_renders(scripted_run, tmp_path, require):
     results, _config = scripted_run
     page = Path(results["report"]).read_text()
     for heading in ("Verdict", "Validation score against LLM requests", "Test results", "Initial and final prompt",
@@ -90,15 +90,21 @@ def test_report_has_every_section_and_renders(scripted_run, tmp_path):
         assert f"<h2>{heading}" in page, heading
     assert "<ins" in page and "<del" in page  # the word diff of initial and final prompt
     assert "http://" not in page and "https://" not in page
-    if chromium_path() is None:
-        if os.environ.get("RECARENA_REQUIRE_CHROMIUM"):
-            pytest.fail("chromium is required (make test installs Debian's package) but is not installed")
-        pytest.skip("chromium is not installed; `make test` installs it")
+    require("chromium")
     check_report_renders(results["report"], min_images=1)
 
 
-def test_scenario_is_registered_with_a_documented_config():
-    assert isinstance(SCENARIOS["prompt-opt"], PromptOptScenario)
+def test_scenario_is_registered_with_a_documented_config(capsys):
+    scenario = SCENARIOS["prompt-opt"]
+    assert isinstance(scenario, PromptOptScenario) and scenario.name == "prompt-opt" and scenario.config_type is PromptOptConfig
+    check_config_type(PromptOptConfig)  # a CommonOptions dataclass, every field with its help text, validate()
+    with pytest.raises(SystemExit):
+        main(["prompt-opt", "--help"])
+    shown = capsys.readouterr().out
+    for field in dataclasses.fields(PromptOptConfig):  # and every field reaches the command line with its help
+        flag = "--" + field.name.replace("_", "-")
+        assert flag in shown, flag
+        assert " ".join(field.metadata["help"].split()[:3]) in " ".join(shown.split()), field.name
 
 
 def test_validation_errors_name_the_field(tmp_path):
