@@ -1,8 +1,8 @@
-"""Run `recarena ab` with its arguments, logging every session it simulates (the kill-and-resume test starts this).
+"""Run a `recarena` command, logging every session it simulates (the kill-and-resume tests start this).
 
-    python ab_resume_worker.py LOG SLOW_SECONDS -- RECARENA_AB_ARGS...
+    python ab_resume_worker.py LOG SLOW_SECONDS -- SUBCOMMAND ARGS...
 
-Each session the engine finishes and stores appends ``arm user`` to LOG; SLOW_SECONDS pauses after each
+Each session the engine finishes and stores appends ``arm round user`` to LOG; SLOW_SECONDS pauses after each
 one, so that the test can kill the run mid-way. A session simulated twice would be logged twice.
 """
 
@@ -22,7 +22,7 @@ def logging_finish(finish, log: str, slow: float = 0.0):
         record = finish(plan, seat, pages, left, store, keep_state)
         if store is not None:
             with open(log, "a") as f:
-                f.write(f"{plan.arm} {seat.user_id}\n")
+                f.write(f"{plan.arm} {plan.round} {seat.user_id}\n")
             time.sleep(slow)
         return record
 
@@ -33,4 +33,4 @@ if __name__ == "__main__":
     log, slow, sep, *args = sys.argv[1:]
     assert sep == "--", sys.argv
     engine._finish = logging_finish(engine._finish, log, float(slow))
-    sys.exit(main(["ab", *args]))
+    sys.exit(main(args))

@@ -43,7 +43,7 @@ def stored(run_dir: Path) -> set[tuple[str, int]]:
 
 
 def logged(log: Path) -> list[tuple[str, int]]:
-    return [(a, int(u)) for a, u in (line.split() for line in log.read_text().splitlines())] if log.exists() else []
+    return [(a, int(u)) for a, _, u in (line.split() for line in log.read_text().splitlines())] if log.exists() else []
 
 
 def events(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -58,7 +58,7 @@ def run_here(args: list[str], log: Path, monkeypatch) -> None:
     """The same command in this process (it has imported recarena already: cheaper than a second subprocess)."""
     with monkeypatch.context() as m:
         m.setattr(engine, "_finish", _worker().logging_finish(engine._finish, str(log)))
-        assert main(["ab", *args]) == 0
+        assert main(args) == 0
 
 
 def test_a_killed_ab_run_resumes_only_the_missing_sessions_and_ends_as_an_uninterrupted_one(tmp_path, small_synthetic, monkeypatch):
@@ -66,7 +66,7 @@ def test_a_killed_ab_run_resumes_only_the_missing_sessions_and_ends_as_an_uninte
 
     data = tmp_path / "data"
     write_atomic(small_synthetic, data, name="synthetic")
-    args = lambda out: ["--dataset", str(data), "--out", str(out), *ARGS]  # noqa: E731
+    args = lambda out: ["ab", "--dataset", str(data), "--out", str(out), *ARGS]  # noqa: E731
 
     run_here(args(tmp_path / "reference"), tmp_path / "reference.log", monkeypatch)
     assert len(logged(tmp_path / "reference.log")) == len(stored(tmp_path / "reference")) == TOTAL
