@@ -75,6 +75,7 @@ def test_the_cli_runs_it(checked, tmp_path):
                            "--no-compare-static", "--no-progress", "--out", str(tmp_path / "run")],
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr
+    assert "%|" not in done.stderr and "it/s" not in done.stderr  # --no-progress: no bar at all, the models' training included
     assert "real ndcg@10: random" in done.stdout and "dynamic users, watch_rate" in done.stdout and "static users" not in done.stdout
     assert json.loads((tmp_path / "run" / "results.json").read_text())["metric"] == "watch_rate"
 
