@@ -38,6 +38,7 @@ import numpy as np
 from .contract import (
     BatchBehaviour, Interview, ItemReaction, PageReaction, SessionContext, SessionState, SimulatedUser, restore_rng, rng_state,
 )  # fmt: skip
+from .feelings import FEELING_BELOW, FEELINGS, feeling_of  # noqa: F401  (FEELINGS and FEELING_BELOW: re-exported)
 from .preferences import PreferenceModel
 from .profile import TIERS, UserProfile
 
@@ -389,19 +390,6 @@ def _plain_reaction(item: int, watched: bool, rating: int | None) -> ItemReactio
 
 def _feeling(n_watched: int, ratings: Sequence[int]) -> str:
     return feeling_of(n_watched, sum(ratings))
-
-
-#: A page's feeling by the mean rating of its watches: the first level the mean reaches, else the last word.
-FEELINGS: tuple[tuple[float, str], ...] = ((4.5, "delighted"), (3.5, "pleased"), (2.5, "lukewarm"))
-FEELING_BELOW = "disappointed"
-
-
-def feeling_of(n_watched: int, rating_sum: int) -> str:
-    """How a page felt: bored with no watch, else by the mean rating of its watches (`FEELINGS`)."""
-    if n_watched == 0:
-        return "bored"
-    mean = rating_sum / n_watched
-    return next((word for level, word in FEELINGS if mean >= level), FEELING_BELOW)
 
 
 def _copy_session(session: SessionState) -> SessionState:

@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from recarena.agents.kit import UserKit
-from recarena.agents.statistical import FEELING_BELOW, FEELINGS, page_uniforms
+from recarena.agents.feelings import FEELING_BELOW, FEELINGS
+from recarena.agents.statistical import page_uniforms
 
 from .env import EnvConfig, write_history
 
