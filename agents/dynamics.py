@@ -220,6 +220,14 @@ def recent_items(history: Dataset, length: int) -> tuple[np.ndarray, np.ndarray]
     return out, last
 
 
+def push_watched(rows: np.ndarray, where: np.ndarray, items: np.ndarray, watched: np.ndarray) -> None:
+    """Append each page's watched items to its row of `rows` in place, keeping the newest (oldest first):
+    row ``where[j]`` takes ``items[j][watched[j]]`` (``items`` and ``watched``: ``[pages, slate]``)."""
+    for j in np.flatnonzero(watched.any(1)).tolist():
+        row = rows[where[j]]
+        row[:] = np.concatenate([row, items[j][watched[j]]])[-len(row) :]
+
+
 def next_item_pages(dynamics: WatchDynamics, preferences: PreferenceModel, known: Dataset, held_out: pd.DataFrame,
                     negatives: int, rng: np.random.Generator) -> dict[str, np.ndarray]:  # fmt: skip
     """Pages of each user's first item of `held_out` (column 0 of ``items``) and `negatives` random items the user
@@ -272,11 +280,7 @@ def fit_dynamics(history: Dataset, held_out: pd.DataFrame, preferences: Preferen
     chosen = max(fits, key=lambda n: fits[n].log_likelihood)
     dynamics.weights = fits[chosen].weights
     dynamics.config = replace(config, recency_decay=fits[chosen].recency_decay or config.recency_decay)
-    users = np.unique(held_out["user"].to_numpy(np.int64))
-    random_items = rng.integers(0, history.n_items, size=(len(users), 20))
-    taste = preferences.watch_logits(users, random_items)
-    dynamics.intercept = 0.0
-    dynamics.intercept = _matching_intercept(dynamics.user_logits(taste, users, random_items), taste)
+    _match_intercept(dynamics, preferences, np.unique(held_out["user"].to_numpy(np.int64)), rng)
     return dynamics, DynamicsReport(fits, chosen, n)
 
 
@@ -287,10 +291,16 @@ def carry_over(fitted: WatchDynamics, history: Dataset, preferences: PreferenceM
     dynamics = build_dynamics(history, preferences, fitted.config)
     dynamics.weights = dict(fitted.weights)
     users = np.flatnonzero((dynamics.start_recent >= 0).any(1))
-    random_items = USER_DYNAMICS_CARRY.generator(fitted.config.seed).integers(0, history.n_items, size=(len(users), 20))
-    taste = preferences.watch_logits(users, random_items)
-    dynamics.intercept = _matching_intercept(dynamics.user_logits(taste, users, random_items), taste)
+    _match_intercept(dynamics, preferences, users, USER_DYNAMICS_CARRY.generator(fitted.config.seed))
     return dynamics
+
+
+def _match_intercept(dynamics: WatchDynamics, preferences: PreferenceModel, users: np.ndarray, rng: np.random.Generator) -> None:
+    """Set `dynamics.intercept` so that 20 random items per user in `users` keep the static model's mean watch probability."""
+    random_items = rng.integers(0, len(dynamics.log_popularity), size=(len(users), 20))  # log_popularity: one entry per item
+    taste = preferences.watch_logits(users, random_items)
+    dynamics.intercept = 0.0
+    dynamics.intercept = _matching_intercept(dynamics.user_logits(taste, users, random_items), taste)
 
 
 def _candidates(users: np.ndarray, positives: np.ndarray, had: list[set[int]], n_items: int, negatives: int,

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from recarena.agents.contract import SimulatedUser
+from recarena.agents.dynamics import push_watched
 from recarena.agents.statistical import already_had
 from recarena.simulator.data.streams import AB_EXPLORE, AB_SESSION, AB_TWIN
 
@@ -161,9 +162,7 @@ def fast_statistical_sessions(kit: Any, recommender: Any, users: np.ndarray, *, 
         outcome = behaviour.decide(rng, users[alive], items, np.full(len(alive), page), already,
                                    recent=recent[alive] if recent is not None else None)  # fmt: skip
         if recent is not None:  # the users' interest moves with what they watched, as the users' own pages do
-            for r, row, watched in zip(alive.tolist(), items, outcome.watched):
-                if watched.any():
-                    recent[r] = np.concatenate([recent[r], row[watched]])[-recent.shape[1] :]
+            push_watched(recent, alive, items, outcome.watched)
         for r, row in zip(alive, items.tolist()):
             shown[r].extend(row)
         totals["shown"][alive] += slate_size

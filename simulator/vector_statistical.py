@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from recarena.agents.kit import UserKit
+from recarena.agents.dynamics import push_watched
 from recarena.agents.feelings import FEELING_BELOW, FEELINGS
 from recarena.agents.statistical import page_uniforms
 
@@ -119,7 +120,7 @@ class StatisticalSessions:
             out = self.behaviour.decide(None, users[where], items, self.user_pages[where], already, uniforms=uniforms, recent=recent)
             watched, ratings = out.watched, out.ratings
             if self.recent is not None:
-                self._extend_recent(where, items, watched)
+                push_watched(self.recent, where, items, watched)  # the user's recent items (last L, oldest first)
             self.had[where[:, None], items] |= watched
             self.user_pages[where] += 1
             self.n_shown[where] += length
@@ -127,7 +128,7 @@ class StatisticalSessions:
             page_ratings[rows] = ratings.sum(1)
             leave[rows] = out.leave
             self._write_rows(rows, where, items, watched, ratings, masks)
-            self._extend_histories(where, items, watched)
+            push_watched(self.rows["history"], where, items, watched)  # the observation's history row
             pages_shown.append((rows, items, watched, ratings))
         for r in np.flatnonzero(lengths == 0).tolist():  # nothing valid was shown
             self.rows["last_items"][envs[r]] = -1
@@ -171,18 +172,6 @@ class StatisticalSessions:
                 self.rows[name][i] = -1 if name == "last_items" else 0
                 self.rows[name][i, positions] = values
 
-    def _extend_recent(self, where: np.ndarray, items: np.ndarray, watched: np.ndarray) -> None:
-        """Append each page's watched items to the user's recent items (last L, oldest first)."""
-        for j in np.flatnonzero(watched.any(1)).tolist():
-            row = self.recent[where[j]]
-            row[:] = np.concatenate([row, items[j][watched[j]]])[-len(row) :]
-
-    def _extend_histories(self, where: np.ndarray, items: np.ndarray, watched: np.ndarray) -> None:
-        """Append each page's watched items to the history row (last ``history_length``, oldest first)."""
-        history = self.rows["history"]
-        for j in np.flatnonzero(watched.any(1)).tolist():
-            row = history[where[j]]
-            row[:] = np.concatenate([row, items[j][watched[j]]])[-len(row) :]
 
     def _add_infos(self, infos: "VectorInfos", envs: np.ndarray, users: np.ndarray, pages: np.ndarray, has_page: np.ndarray, pages_shown: list,
                    page_watches: np.ndarray, page_ratings: np.ndarray, n_invalid: np.ndarray, satisfaction: dict[int, int]) -> None:  # fmt: skip
