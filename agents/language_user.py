@@ -16,7 +16,10 @@ The **LLM user** is ``a=1, b=0, c=0`` (the LLM alone, also for leaving and
 satisfaction). The **hybrid user** uses weights fitted by maximum likelihood on
 held-out real interactions (`calibration.py`) and the statistical rules for
 leaving and satisfaction. An LLM answer that is unusable falls back to the
-statistical decision for that item, and is counted on the page.
+statistical decision for that item, and is counted on the page. Free text is
+asked with the anti-repetition settings of `llm.text`; a fragment ("The (1991)")
+is dropped (a reason becomes empty, an interview answer "no usable answer") and
+counted by the LLM layer as unusable text, not as a decision's fallback.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from .contract import Interview, PageReaction
+from .llm.text import FREE_TEXT, FREE_TEXT_IN_JSON, MIN_WORDS, NO_USABLE_ANSWER, usable_or_none
 from .prompts import template
 from .statistical import StatisticalUser, sigmoid
 
@@ -212,9 +216,19 @@ class LanguageUser(StatisticalUser):
         system = self._system("reasons")
         requests = [self._ask(system, "reason", item=self.item_texts[i], decision="watch" if w else "skip") for i, w in zip(items, watched)]
         requests.append(self._ask(system, "feeling", watched=int(watched.sum()), shown=len(items)))
-        replies = self._noted(self.llm.chat_many(requests, params={"max_tokens": 40}, component="users.text"))
-        texts = [r.text.strip() if r.ok else "" for r in replies]
-        return texts[:-1], texts[-1] or "no comment"
+        replies = self._noted(self.llm.chat_many(requests, params={**FREE_TEXT, "max_tokens": 40}, component="users.text"))
+        reasons = [self._usable(r.text if r.ok else None, q, "users.text") or "" for r, q in zip(replies[:-1], requests)]
+        # A feeling may be a word or two ("bored"); it still must not be a title or a stutter.
+        feeling = self._usable(replies[-1].text if replies[-1].ok else None, requests[-1], "users.text", min_words=1)
+        return reasons, feeling or "no comment"
+
+    def _usable(self, text: str | None, request: list[dict[str, str]], component: str, min_words: int = MIN_WORDS) -> str | None:
+        """`text` when it reads like a person; None for a fragment, counted by the LLM layer as unusable text.
+        None for `text` is a failed call, already counted there as a fallback."""
+        if text is None:
+            return None
+        return usable_or_none(text, prompt=request[-1]["content"], accountant=getattr(self.llm, "accountant", None),
+                              component=component, min_words=min_words)  # fmt: skip
 
     def interview(self) -> Interview:
         statistical = super().interview()
@@ -231,11 +245,13 @@ class LanguageUser(StatisticalUser):
                 self.fallbacks += 1
         if not self.session.context.text:
             return Interview(satisfaction=satisfaction)
-        answer = self.llm.chat(self._ask(system, "interview", **fields), InterviewAnswer, component="users.interview")
-        if not answer.ok or answer.parsed is None:
+        request = self._ask(system, "interview", **fields)
+        answer = self.llm.chat(request, InterviewAnswer, params=FREE_TEXT_IN_JSON, component="users.interview")
+        if not answer.ok or answer.parsed is None:  # the user said nothing usable: no made-up words in their name
             self.fallbacks += 1
-            return Interview(satisfaction=satisfaction, liked=statistical.liked, missed=statistical.missed)
-        return Interview(satisfaction=satisfaction, liked=answer.parsed.liked, missed=answer.parsed.missed)
+            return Interview(satisfaction=satisfaction, liked=NO_USABLE_ANSWER, missed=NO_USABLE_ANSWER)
+        liked, missed = (self._usable(text, request, "users.interview") or NO_USABLE_ANSWER for text in (answer.parsed.liked, answer.parsed.missed))
+        return Interview(satisfaction=satisfaction, liked=liked, missed=missed)
 
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()

@@ -23,6 +23,7 @@ import faiss
 import numpy as np
 
 from .llm.embeddings import Embedder
+from .llm.text import FREE_TEXT, usable_or_none
 from .prompts import template
 
 
@@ -121,8 +122,11 @@ class Memory:
 
     def _llm_reflection(self, recent: list[MemoryRecord]) -> str | None:
         prompt = template("reflection").render(taste=self.taste or "not described yet", records="\n".join(f"- {r.text}" for r in recent))
-        reply = self.llm.chat([{"role": "user", "content": prompt}], params={"max_tokens": 80}, component="users.reflection")
-        return reply.text.strip() if reply.ok and reply.text.strip() else None
+        reply = self.llm.chat([{"role": "user", "content": prompt}], params={**FREE_TEXT, "max_tokens": 80}, component="users.reflection")
+        if not reply.ok:
+            return None
+        # A fragment would become the user's taste for the rest of the session: the statistical reflection replaces it.
+        return usable_or_none(reply.text, prompt=prompt, accountant=getattr(self.llm, "accountant", None), component="users.reflection")
 
     def _statistical_reflection(self, recent: list[MemoryRecord]) -> str:
         liked, disliked = Counter(), Counter()

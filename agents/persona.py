@@ -4,7 +4,9 @@ The persona (Big Five levels and a main viewing motive) is asked `n_samples`
 times with different sampling seeds; a trait is kept only where at least
 `min_agreement` of the valid answers give the same value (self-consistency), and
 the share of traits kept is reported. Answers that fail validation are the LLM
-layer's counted fallbacks; here they are simply not votes. Everything goes
+layer's counted fallbacks; here they are simply not votes. A taste summary that
+is a fragment (a title, one word, a stutter) is dropped and counted as unusable
+text, the profile then describes the viewer without it. Everything goes
 through the LLM layer, so a warm cache makes a rerun free and identical.
 """
 
@@ -16,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from .llm.text import FREE_TEXT_IN_JSON, usable_or_none
 from .profile import UserProfile
 
 Level = Literal["low", "medium", "high"]
@@ -51,6 +54,8 @@ class PersonaReport:
     """Traits kept / traits asked, over all users with at least two valid answers."""
     invalid_answers: int
     """Persona or summary answers that failed validation (the LLM layer counted and logged each)."""
+    unusable_summaries: int = 0
+    """Valid taste summaries dropped as fragments (counted by the LLM layer as unusable text)."""
 
 
 def _history_prompt(profile: UserProfile) -> list[dict[str, str]]:
@@ -94,7 +99,7 @@ def enrich_profiles(
     summaries = llm.chat_many(
         [m + [{"role": "user", "content": "Summarise this viewer's taste in two sentences, addressing them as 'you'."}] for m in prompts],
         TasteSummary,
-        params={"temperature": 0.0, "seed": seed},
+        params={**FREE_TEXT_IN_JSON, "seed": seed},
         component="profile.taste",
     )
     samples = [
@@ -107,10 +112,15 @@ def enrich_profiles(
         for s in range(n_samples)
     ]
     invalid = sum(not r.ok for r in summaries) + sum(not r.ok for batch in samples for r in batch)
-    kept = asked = 0
+    kept = asked = unusable = 0
+    accountant = getattr(llm, "accountant", None)
     for index, profile in enumerate(profiles):
         reply = summaries[index]
-        profile.taste_summary = reply.parsed.summary if reply.ok and reply.parsed is not None else None
+        profile.taste_summary = None
+        if reply.ok and reply.parsed is not None:
+            profile.taste_summary = usable_or_none(reply.parsed.summary, prompt=prompts[index][-1]["content"], accountant=accountant,
+                                                   component="profile.taste")  # fmt: skip
+            unusable += profile.taste_summary is None
         answers = [batch[index].parsed for batch in samples if batch[index].ok and batch[index].parsed is not None]
         profile.persona = {}
         if len(answers) < 2:
@@ -123,4 +133,5 @@ def enrich_profiles(
         profile.persona_agreement = len(profile.persona) / len(PERSONA_TRAITS)
         kept += len(profile.persona)
         asked += len(PERSONA_TRAITS)
-    return PersonaReport(users=len(profiles), agreement_rate=kept / asked if asked else 0.0, invalid_answers=invalid)
+    return PersonaReport(users=len(profiles), agreement_rate=kept / asked if asked else 0.0, invalid_answers=invalid,
+                         unusable_summaries=unusable)  # fmt: skip

@@ -1,5 +1,6 @@
 """Accounting of LLM use per run and per component: calls, tokens, cache hits, failures, retries,
-repairs, fallbacks (with the raw answer), wall time and estimated cost from a price table."""
+repairs, fallbacks (with the raw answer), unusable free text (fragments; see ``text.py``), wall time
+and estimated cost from a price table."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ if TYPE_CHECKING:  # health imports redact from here
     from .health import HealthRule
 
 log = logging.getLogger("recarena.agents.llm")
+
+MAX_UNUSABLE_EVENTS = 50
 
 
 class Price(BaseModel):
@@ -50,6 +53,7 @@ class ComponentUsage:
     repairs: int = 0  # answers that failed validation and got a repair attempt
     fallbacks: int = 0  # requests answered with the caller's fallback
     score_by_generation: int = 0  # scores that had to fall back to a constrained short answer
+    unusable_texts: int = 0  # free-text answers rejected as fragments (shown as "no usable answer"), see unusable_text
     wall_s: float = 0.0  # time spent waiting on the backend
     cost_usd: float = 0.0
 
@@ -76,6 +80,8 @@ class Accountant:
     secrets: list[str] = field(default_factory=list)
     by_component: dict[str, ComponentUsage] = field(default_factory=dict)
     fallback_events: list[FallbackEvent] = field(default_factory=list)
+    unusable_text_events: list[FallbackEvent] = field(default_factory=list)
+    """The first `MAX_UNUSABLE_EVENTS` fragments, so results.json shows what they looked like without growing per answer."""
     health: HealthRule | None = None  # None: fallbacks are counted, never fatal (library use, tests)
 
     def __post_init__(self) -> None:
@@ -102,6 +108,20 @@ class Accountant:
             self.fallback_events.append(FallbackEvent(component, kind, reason, raw_answer))
         log.warning("LLM %s fallback in %s: %s; raw answer: %r", kind, component, reason, raw_answer[:500])
 
+    def unusable_text(self, component: str, reason: str, raw_answer: str) -> None:
+        """Count a free-text answer that is a fragment (the caller shows "no usable answer" instead).
+
+        Deliberately not a fallback of the health rule: the text only fills reasons, interviews and
+        profiles, while the decisions that make a run's figures (watch, rate, leave, satisfaction) are
+        scored separately and stay the model's own. Stopping a run over fragments would throw those away;
+        the counter is reported beside the fallbacks (results.json, the report) instead."""
+        reason, raw_answer = redact(reason, self.secrets), redact(raw_answer, self.secrets)
+        with self._lock:
+            self.by_component.setdefault(component, ComponentUsage()).unusable_texts += 1
+            if len(self.unusable_text_events) < MAX_UNUSABLE_EVENTS:
+                self.unusable_text_events.append(FallbackEvent(component, "text", reason, raw_answer))
+        log.info("LLM text in %s unusable (%s): %r", component, reason, raw_answer[:200])
+
     def answered(self, component: str, ok: bool, reason: str = "") -> None:
         """One request finished (an answer, or the fallback when not `ok`): the health rule judges the run so far."""
         self.record(component, requests=1)
@@ -121,7 +141,8 @@ class Accountant:
         with self._lock:
             components = {name: asdict(u) for name, u in sorted(self.by_component.items())}
             events = [asdict(e) for e in self.fallback_events]
-        report = {"total": asdict(self.total()), "by_component": components, "fallbacks": events}
+            unusable = [asdict(e) for e in self.unusable_text_events]
+        report = {"total": asdict(self.total()), "by_component": components, "fallbacks": events, "unusable_texts": unusable}
         return json.loads(redact(json.dumps(report), self.secrets))
 
     def write(self, path: str | Path) -> Path:
@@ -133,10 +154,10 @@ class Accountant:
 
     def table(self) -> str:
         """A plain-text table of the report for logs and terminals."""
-        rows = [("component", "calls", "hits", "fail", "fallback", "tok_in", "tok_out", "wall_s", "usd")]
+        rows = [("component", "calls", "hits", "fail", "fallback", "unusable", "tok_in", "tok_out", "wall_s", "usd")]
         items = list(self.report()["by_component"].items()) + [("TOTAL", asdict(self.total()))]
         for name, u in items:
-            rows.append((name, u["calls"], u["cache_hits"], u["failures"], u["fallbacks"], u["prompt_tokens"],
+            rows.append((name, u["calls"], u["cache_hits"], u["failures"], u["fallbacks"], u["unusable_texts"], u["prompt_tokens"],
                          u["completion_tokens"], f"{u['wall_s']:.2f}", f"{u['cost_usd']:.4f}"))
         widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
         return "\n".join("  ".join(str(c).rjust(w) for c, w in zip(r, widths)) for r in rows)

@@ -158,7 +158,7 @@ class LLM:
         msgs = normalise_messages(messages)
         spec = Schema.of(schema) if schema is not None else None
         sampling = self._params(params)
-        key = self._key("chat", messages=msgs, schema=spec.json_schema if spec else None, params=sampling.model_dump())
+        key = self._key("chat", messages=msgs, schema=spec.json_schema if spec else None, params=sampling.cache_fields())
         reply = self._chat(msgs, spec, sampling, key, fallback, component or self.component)
         self.accountant.answered(component or self.component, reply.ok, reply.error or "")  # LLMHealthError when fallbacks pass the run's limit
         return dataclasses.replace(reply, call_id=key)
@@ -228,7 +228,7 @@ class LLM:
         msgs = normalise_messages(messages)
         opts = validate_options(options)
         sampling = self._params(params)
-        key = self._key("score", messages=msgs, options=list(opts), params=sampling.model_dump())
+        key = self._key("score", messages=msgs, options=list(opts), params=sampling.cache_fields())
         reply = self._score(msgs, opts, sampling, key, fallback, component or self.component)
         self.accountant.answered(component or self.component, reply.ok, reply.error or "")  # LLMHealthError when fallbacks pass the run's limit
         return dataclasses.replace(reply, call_id=key)

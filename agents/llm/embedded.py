@@ -43,6 +43,20 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha256(head + str(size).encode()).hexdigest()[:16]
 
 
+def _no_end_before(min_tokens: int, eos: int):
+    """A llama.cpp logits processor that forbids the end-of-answer token until `min_tokens` were generated."""
+    prompt_length: list[int] = []  # the first call sees the prompt alone
+
+    def processor(input_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        if not prompt_length:
+            prompt_length.append(len(input_ids))
+        if len(input_ids) - prompt_length[0] < min_tokens:
+            scores[eos] = -np.inf
+        return scores
+
+    return processor
+
+
 class EmbeddedBackend(Backend):
     """llama.cpp in this process; one call at a time (a llama context is not thread-safe)."""
 
@@ -89,7 +103,7 @@ class EmbeddedBackend(Backend):
     # ----------------------------------------------------------------- chat
     def complete(self, request: ChatRequest, timeout_s: float) -> RawCompletion:
         params = request.params
-        kwargs = {}
+        kwargs = self._decoding(request)
         if request.json_schema is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
         with self._lock:
@@ -106,6 +120,20 @@ class EmbeddedBackend(Backend):
         usage = out.get("usage") or {}
         return RawCompletion(out["choices"][0]["message"].get("content") or "",
                              usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+
+    def _decoding(self, request: ChatRequest) -> dict:
+        """The request's anti-degeneration settings as llama.cpp arguments; unset ones keep llama.cpp's defaults."""
+        params, kwargs = request.params, {}
+        for name in ("repeat_penalty", "frequency_penalty", "presence_penalty"):
+            if getattr(params, name) is not None:
+                kwargs[name] = getattr(params, name)
+        if params.stop:
+            kwargs["stop"] = list(params.stop)
+        # A grammar (JSON answers) decides where the answer ends; holding back its end would leave
+        # no token allowed, so the minimum length applies to free text only.
+        if params.min_tokens and request.json_schema is None:
+            kwargs["logits_processor"] = self._llama_cpp.LogitsProcessorList([_no_end_before(params.min_tokens, self._llama.token_eos())])
+        return kwargs
 
     # ----------------------------------------------------------------- score
     def _prompt_tokens(self, messages: tuple[dict[str, str], ...]) -> list[int]:

@@ -7,8 +7,9 @@ model accepts is remembered); the layer validates and repairs the text either wa
 ``logprobs``/``top_logprobs`` (honoured by ChatOpenAI and other OpenAI-style models) and reads them
 from the response metadata; models without them fall back to constrained generation.
 
-The model's own sampling settings (temperature, max tokens, seed) are used as configured on it and
-enter the cache key through its identifying parameters. Switch its own retries off
+The model's own sampling settings (temperature, max tokens, seed, repetition penalties) are used as
+configured on it and enter the cache key through its identifying parameters; of a request's settings
+only the stop strings of free text are passed (``invoke(stop=...)``, which every chat model takes). Switch its own retries off
 (``max_retries=0`` on ChatOpenAI) so the layer's retry policy is the only one.
 """
 
@@ -88,7 +89,8 @@ class LangChainBackend(Backend):
 
     def complete(self, request: ChatRequest, timeout_s: float) -> RawCompletion:
         if request.json_schema is None:
-            message = self._model.invoke(self._messages(request.messages))
+            stop = {"stop": list(request.params.stop)} if request.params.stop else {}
+            message = self._model.invoke(self._messages(request.messages), **stop)
             return RawCompletion(_text(message), *_usage(message))
         if self._method is not None:
             return self._structured(request, self._method)

@@ -97,6 +97,13 @@ class OpenAIBackend(Backend):
                 extra["response_format"] = {"type": "json_object", "schema": request.json_schema}
             else:
                 messages = with_schema_instruction(request.messages, request.json_schema)
+        # Only the anti-repetition settings OpenAI's API itself defines: an unknown field (llama.cpp's
+        # repeat_penalty, vLLM's min_tokens) makes it refuse the whole request, and these two do that work.
+        for name in ("frequency_penalty", "presence_penalty"):
+            if getattr(params, name) is not None:
+                extra[name] = getattr(params, name)
+        if params.stop:
+            extra["stop"] = list(params.stop)
         return self._client.chat.completions.create(
             model=self._model,
             messages=messages,

@@ -54,6 +54,25 @@ class SamplingParams(BaseModel):
     max_tokens: int = Field(128, ge=1, le=8192, description="Upper bound on generated tokens per answer.")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
     seed: int = Field(0, description="Sampling seed, so that a run is reproducible even with temperature > 0.")
+    # Decoding settings against degenerate free text (see recarena.agents.llm.text.FREE_TEXT). None or
+    # empty means "the backend's own default": nothing is sent, and the cache key does not name them, so
+    # the keys of requests that never set them stay what they were before these fields existed.
+    repeat_penalty: float | None = Field(None, ge=1.0, le=2.0, description="llama.cpp-style penalty on recently generated tokens.")
+    frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0, description="OpenAI-style penalty growing with a token's count so far.")
+    presence_penalty: float | None = Field(None, ge=-2.0, le=2.0, description="OpenAI-style penalty on any token already generated.")
+    min_tokens: int = Field(0, ge=0, le=512, description="No end of answer before this many tokens (free text only).")
+    stop: tuple[str, ...] = Field((), max_length=4, description="Strings that end the answer where they first appear.")
+
+    def cache_fields(self) -> dict[str, Any]:
+        """What the cache key holds: every field, except decoding settings left at "the backend's default"."""
+        values = self.model_dump()
+        for name in _DECODING_FIELDS:
+            if values[name] in (None, 0, ()):
+                del values[name]
+        return values
+
+
+_DECODING_FIELDS = ("repeat_penalty", "frequency_penalty", "presence_penalty", "min_tokens", "stop")
 
 
 def normalise_messages(messages: Sequence[Message] | str) -> tuple[dict[str, str], ...]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from recarena.agents.llm.text import NO_USABLE_ANSWER, shown_text
 from recarena.scenarios.ab.metrics import LABELS, LOWER_IS_BETTER, POPULATION_METRICS, USER_METRICS
 from recarena.scenarios.agreement.summary import summary_html
 from recarena.scenarios.html_blocks import STYLE as _STYLE
@@ -77,6 +78,26 @@ def llm_fallback_note(results: dict[str, Any]) -> str | None:
             f"default answer ({per_arm}); those decisions are guesses, not the model's")
 
 
+def _unusable_texts(results: dict[str, Any]) -> int:
+    return sum(int((a.get("llm") or {}).get("unusable_texts", 0)) for a in results["arms"].values())
+
+
+def quote_lines(results: dict[str, Any], per_arm: int = 1) -> list[str]:
+    """The terminal's "what users said": a quote per arm, a fragment shown as "no usable answer", and the count of fragments."""
+    quotes = results.get("quotes") or []
+    if not quotes:
+        return []
+    shown = [(q, shown_text(q.get("liked")), shown_text(q.get("missed"))) for q in quotes]
+    silent = sum(liked == missed == NO_USABLE_ANSWER for _, liked, missed in shown)
+    lines = [f"\nwhat users said ({silent} of {len(quotes)} interviews in words gave {NO_USABLE_ANSWER}; "
+             f"{_unusable_texts(results)} LLM texts were fragments):"]  # fmt: skip
+    width = max(len(str(q["arm"])) for q in quotes) + 2
+    for arm in dict.fromkeys(q["arm"] for q in quotes):
+        for q, liked, missed in [row for row in shown if row[0]["arm"] == arm][:per_arm]:
+            lines.append(f"{str(arm).ljust(width)}user {q['user']}: liked: {liked[:80]} | missed: {missed[:80]}")
+    return lines
+
+
 def format_summary(results: dict[str, Any]) -> str:
     """The terminal table: per-arm figures, then effects against the control."""
     arms = results["arms"]
@@ -109,6 +130,7 @@ def format_summary(results: dict[str, Any]) -> str:
         caveat = _ope_caveat(ope)
         if caveat:
             lines.append(caveat)
+    lines += quote_lines(results)
     if "agreement" in results:
         checked = results["agreement"]
         lines.append("\nchecked against reality: " + ("no agreement run here (recarena agreement --out OUT/agreement)" if checked is None else
@@ -228,13 +250,15 @@ def render_html(results: dict[str, Any]) -> str:
                             f'<span class="{cls}">{esc(verdict)}</span>'])  # fmt: skip
     effects = _table(["arm", "metric", results["control"], "arm value", "effect", "95% CI", "test", "p", "p (Holm)",
                       "users for 80% power", "verdict"], effect_rows)  # fmt: skip
-    quotes = [[esc(q["arm"]), str(q["user"]), _fmt(q.get("satisfaction")), esc(str(q.get("liked") or "")), esc(str(q.get("missed") or ""))]
+    # A missing answer or a fragment ("The (1991)") is never shown as if a user had said it.
+    quotes = [[esc(q["arm"]), str(q["user"]), _fmt(q.get("satisfaction")), esc(shown_text(q.get("liked"))), esc(shown_text(q.get("missed")))]
               for q in results.get("quotes", [])[:30]]  # fmt: skip
     usage_rows = []
     for n, a in arms.items():
         u = a.get("llm") or {}
         usage_rows.append([esc(n), str(int(u.get("calls", 0))), str(int(u.get("cache_hits", 0))), str(int(u.get("prompt_tokens", 0))),
-                           str(int(u.get("completion_tokens", 0))), str(int(u.get("fallbacks", 0))), _fmt(u.get("wall_s", 0.0), 1),
+                           str(int(u.get("completion_tokens", 0))), str(int(u.get("fallbacks", 0))), str(int(u.get("unusable_texts", 0))),
+                           _fmt(u.get("wall_s", 0.0), 1),
                            f"${u.get('cost_usd', 0.0):.4f}", _fmt(u.get("seconds", 0.0), 1)])  # fmt: skip
     ope = results.get("ope") or {}
     ope_html = ""
@@ -271,7 +295,9 @@ effect at alpha {alpha}; when it exceeds the users simulated, a "no clear differ
 <h2>Genre exposure per arm</h2>{plots['genres']}
 <h2>What users said</h2>{_table(['arm', 'user', 'satisfaction', 'liked', 'missed'], quotes, (3, 4)) if quotes else '<p>No interviews in words.</p>'}
 {ope_html}
-<h2>LLM usage and cost</h2>{_table(['arm', 'calls', 'cache hits', 'prompt tokens', 'completion tokens', 'fallbacks', 'LLM wall s', 'cost', 'arm wall s'], usage_rows)}
+<h2>LLM usage and cost</h2>{_table(['arm', 'calls', 'cache hits', 'prompt tokens', 'completion tokens', 'fallbacks', 'unusable texts', 'LLM wall s', 'cost', 'arm wall s'], usage_rows)}
+<p class="note">"unusable texts": reasons and interview answers that came back as fragments (a title, one word, a stutter); they
+show as "{NO_USABLE_ANSWER}" and, unlike fallbacks, leave the decisions behind the figures untouched.</p>
 {blend_html}
 <p class="note">Run directory {esc(str(results.get('run', {}).get('directory', '')))}; versions: {esc(_versions(results.get('run', {}).get('versions')))}.</p>
 </body></html>"""

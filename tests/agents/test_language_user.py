@@ -11,7 +11,7 @@ from recarena.agents.calibration import calibrate_blend
 from recarena.agents.checker import check_user
 from recarena.agents.contract import SessionContext
 from recarena.agents.language_user import Blend
-from recarena.agents.llm import ChatReply, ScoreReply
+from recarena.agents.llm import ChatReply, ChatRequest, ScoreReply
 from recarena.agents.prompts import NAMES, template
 
 
@@ -149,3 +149,26 @@ def test_a_calibrated_hybrid_user_beats_a_random_user_on_held_out_taste(ml100k_k
     one_to_one = report["discrimination"]["1:1"]
     assert one_to_one["simulated"]["f1"] > one_to_one["random_same_rate"]["f1"] + 0.15
     assert report["rating"]["simulated"]["rmse"] < report["rating"]["global_mean"]["rmse"]
+
+
+def test_fragments_from_the_llm_become_no_usable_answer_and_are_counted(ml100k_kit):
+    from recarena.agents.llm import LLM
+    from recarena.agents.llm.scripted import ScriptedBackend
+    from recarena.agents.llm.text import NO_USABLE_ANSWER
+
+    # What SmolLM2 used to write: a title's first word, a title with a year.
+    fragments = ScriptedBackend(default=lambda request: '{"liked": "The (1991)", "missed": "The"}' if request.json_schema else "The")
+    llm = LLM(fragments, progress=False)
+    user = ml100k_kit.llm_user(3, np.random.default_rng(0), llm)
+    user.start_session(SessionContext(text=True))
+    reaction = user.view_page(sci_fi_and_other(ml100k_kit, 3)[1])
+    interview = user.interview()
+    assert (interview.liked, interview.missed) == (NO_USABLE_ANSWER, NO_USABLE_ANSWER)
+    assert all(r.reason == "" for r in reaction.items) and reaction.feeling == "no comment"
+    usage = llm.accountant.report()
+    assert usage["by_component"]["users.interview"]["unusable_texts"] == 2
+    assert usage["by_component"]["users.text"]["unusable_texts"] == len(reaction.items) + 1
+    assert usage["total"]["fallbacks"] == 0 and user.fallbacks == 0  # the decisions stay the model's: no health fallback
+    sent = [r.params for r in fragments.requests if isinstance(r, ChatRequest)]
+    assert len(sent) == len(reaction.items) + 2  # reasons, the feeling, the interview
+    assert all(p.repeat_penalty and p.temperature > 0 for p in sent)  # every text request used the anti-repetition settings

@@ -50,3 +50,20 @@ def test_report_renders_in_headless_chromium_and_no_text_overflows_its_table(rep
     checked.write_text(page)
     rendered = check_report_renders(checked, screenshot=tmp_path / "report.png", min_images=4)
     assert rendered["screenshot"].stat().st_size > 20_000
+
+
+def test_a_fragment_is_never_quoted(report):
+    from recarena.agents.llm.text import NO_USABLE_ANSWER
+    from recarena.scenarios.ab.report import format_summary, render_html
+
+    results, _ = report
+    arm = next(iter(results["arms"]))
+    fragments = dict(results, quotes=[{"arm": arm, "user": 1, "satisfaction": 4, "liked": "The 2017 movie The Lion King", "missed": "The (1991)"},
+                                      {"arm": arm, "user": 2, "satisfaction": 6, "liked": NO_USABLE_ANSWER, "missed": ""},
+                                      {"arm": arm, "user": 3, "satisfaction": 8, "liked": "I liked the thrillers.", "missed": "More Drama."}])  # fmt: skip
+    page = render_html(fragments)
+    quoted = page.split("What users said", 1)[1].split("<h2>", 1)[0]
+    assert "Lion King" not in quoted and "(1991)" not in quoted and quoted.count(NO_USABLE_ANSWER) == 4
+    assert "I liked the thrillers." in quoted and "More Drama." in quoted
+    terminal = format_summary(fragments)
+    assert f"2 of 3 interviews in words gave {NO_USABLE_ANSWER}" in terminal and "Lion King" not in terminal
