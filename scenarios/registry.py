@@ -15,6 +15,7 @@ from recarena.scenarios.feedback_loop.scenario import FeedbackLoopScenario
 from recarena.scenarios.fidelity.scenario import FidelityScenario
 from recarena.scenarios.prompt_bench.scenario import PromptBenchScenario
 from recarena.scenarios.prompt_opt.scenario import PromptOptScenario
+from recarena.scenarios.tune_llm.scenario import TuneLLMScenario
 
 SCENARIOS: dict[str, Scenario] = {scenario.name: scenario for scenario in (
     ABScenario(),
@@ -25,6 +26,7 @@ SCENARIOS: dict[str, Scenario] = {scenario.name: scenario for scenario in (
     FidelityScenario(),
     PromptOptScenario(),
     PromptBenchScenario(),
+    TuneLLMScenario(),
 )}  # fmt: skip
 
 

@@ -1,7 +1,7 @@
 """Shared fixtures. The whole session uses its own RECARENA_HOME, so tests never read or
 write a person's cache, and fetch ml-100k (from the RecBole wheel) once.
 
-Optional pieces (llama.cpp, Ray, Chromium) are asked for in one way, so that `make test` fails where they
+Optional pieces (llama.cpp, Ray, Chromium, the tuning extra) are asked for in one way, so that `make test` fails where they
 are missing instead of skipping: ``pytestmark = pytest.mark.requires("ray")`` (or on one test), or the
 ``require`` fixture inside a test or fixture (``require("chromium")``). Either skips when the piece is
 missing, unless its ``RECARENA_REQUIRE_*`` variable (see REQUIREMENTS; the Makefile's test target sets
@@ -35,6 +35,8 @@ REQUIREMENTS: dict[str, tuple[str, str, Callable[[], bool]]] = {
     "llama_cpp": ("RECARENA_REQUIRE_LLAMA", "llama-cpp-python is not installed (pip install 'recarena[llm]')", _module_present("llama_cpp")),
     "ray": ("RECARENA_REQUIRE_RAY", "the Ray backend is an optional extra: pip install 'recarena[ray]'", _module_present("ray")),
     "chromium": ("RECARENA_REQUIRE_CHROMIUM", "chromium is not installed; `make test` installs Debian's package", _chromium_present),
+    "tune": ("RECARENA_REQUIRE_TUNE", "LoRA tuning is an optional extra: pip install 'recarena[tune]' (peft, gguf)",
+             lambda: all(importlib.util.find_spec(m) is not None for m in ("peft", "gguf", "transformers"))),
 }
 
 
@@ -56,7 +58,7 @@ def require(name: str) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ["RECARENA_HOME"] = _HOME
-    config.addinivalue_line("markers", "requires(name): needs an optional piece (llama_cpp, ray, chromium); see tests/conftest.py")
+    config.addinivalue_line("markers", "requires(name): needs an optional piece (llama_cpp, ray, chromium, tune); see tests/conftest.py")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -105,5 +105,10 @@ PROMPT_OPT_BOOTSTRAP = Stream("prompt_opt.bootstrap", ("seed", 9_001), "bootstra
 USER_DYNAMICS = Stream("users.dynamics", ("seed", 18), "the negatives and folds of fitting the users' dynamics on validation")
 USER_DYNAMICS_CARRY = Stream("users.dynamics_carry", ("seed", 19), "the random items that match carried-over dynamics' intercept")
 
+# ------------------------------------------------------------------ tuning the users' LLM (agents/tuning, scenarios/tune_llm)
+TUNE_USERS = Stream("tune.users", ("seed", 19_019), "which training users the LoRA examples are built for")
+TUNE_EXAMPLES = Stream("tune.examples", ("seed", 19_020, "user"), "a user's negatives, pages and positions, and the order of its examples")
+TUNE_ORDER = Stream("tune.order", ("seed", 19_021, "epoch"), "the order of the packed sequences in one epoch of LoRA training")
+
 STREAMS: dict[str, Stream] = {s.name: s for s in globals().values() if isinstance(s, Stream)}
 """Every stream by name (tests check that no two streams of one scenario share a layout)."""

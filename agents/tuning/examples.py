@@ -1,0 +1,183 @@
+"""Labelled examples for tuning the users' LLM: the prompts an LLM user sends, with the real answers.
+
+Built from a **training** dataset only (`build_examples` takes a `Dataset`, never a `Split`; the
+`tune-llm` scenario passes ``split.train_dataset()``), so no validation or test interaction can
+reach an example. For each sampled user with enough training history:
+
+* the user's last ``targets`` training interactions are the *targets*; everything before them is
+  the user's *history*;
+* the profile is computed by the users' own `build_profiles` on the history (the targets removed
+  from every sampled user), so a target never appears in the profile that asks about it, exactly as
+  a held-out item never appears in a simulated user's profile;
+* each target gives a **watch** question labelled ``Yes`` (a real next item) and, when the data has
+  ratings, a **rate** question labelled with the real rating ("1".."5");
+* each target also gives ``negatives`` watch questions labelled ``No``, on items drawn uniformly
+  from those the user never interacted with in the training data.
+
+The messages are rendered by the very templates and profile text the LLM user uses
+(`recarena.agents.prompts.template`, `UserProfile.describe`), in the shape of
+`LanguageUser._llm_watch` / `_llm_ratings` (a system turn, then one question); a test holds the two
+equal. The watch question's page and position are drawn uniformly in ``1..pages`` and
+``1..positions``. All draws come from the named streams `TUNE_USERS` and `TUNE_EXAMPLES`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from recarena.simulator.data import Dataset
+from recarena.simulator.data.dataset import per_user
+from recarena.simulator.data.streams import TUNE_EXAMPLES, TUNE_USERS
+
+from ..language_user import STARS, YES_NO
+from ..profile import ProfileConfig, build_profiles
+from ..prompts import template
+
+QUESTIONS = ("system", "watch", "rate")
+"""The prompt templates an example uses (their versions go into the adapter's manifest)."""
+
+
+@dataclass(frozen=True)
+class ExampleConfig:
+    """How many examples, and of what kind."""
+
+    users: int = 600
+    """Users sampled (those with more than ``min_history`` training interactions); 0: all of them."""
+    targets: int = 3
+    """Real next items per user (the last training interactions)."""
+    negatives: int = 2
+    """Items never interacted with, labelled No, per target."""
+    min_history: int = 5
+    """Training interactions a user keeps before its targets (fewer: the user is not sampled)."""
+    pages: int = 3
+    """The watch question's page is drawn in 1..pages."""
+    positions: int = 10
+    """The watch question's position on its page is drawn in 1..positions."""
+    ratings: bool = True
+    """Also ask the rate question for each target (only when the data has ratings)."""
+
+    def check(self) -> None:
+        """ValueError naming the field of a setting out of range."""
+        for name, low in (("users", 0), ("targets", 1), ("negatives", 0), ("min_history", 1), ("pages", 1), ("positions", 1)):
+            if getattr(self, name) < low:
+                raise ValueError(f"{name}: must be at least {low}, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One question the LLM user would ask, with the real answer."""
+
+    user: int
+    item: int
+    question: str
+    """``watch`` or ``rate``."""
+    messages: tuple[dict[str, str], ...]
+    """The chat the LLM user sends: its system turn, then the question."""
+    options: tuple[str, ...]
+    """What the answer is scored among (`YES_NO` or `STARS`), as `LanguageUser` scores them."""
+    answer: str
+    """The real answer: one of `options`."""
+    timestamp: int | None
+    """The target interaction's time (None for a negative: no interaction)."""
+
+    @property
+    def label(self) -> int:
+        """The answer's index in `options`."""
+        return self.options.index(self.answer)
+
+
+def prompt_versions() -> dict[str, int]:
+    """The versions of the templates the examples are rendered with."""
+    return {name: template(name).version for name in QUESTIONS}
+
+
+def system_message(profile_text: str) -> dict[str, str]:
+    """The LLM user's system turn (no memories: the users of the scenarios run without a memory)."""
+    return {"role": "system", "content": template("system").render(profile=profile_text, memories="")}
+
+
+def watch_messages(system: dict[str, str], item_text: str, page: int, position: int) -> tuple[dict[str, str], ...]:
+    """The watch question as `LanguageUser._llm_watch` asks it (page and position 1-based)."""
+    return (system, {"role": "user", "content": template("watch").render(page=page, position=position, item=item_text)})
+
+
+def rate_messages(system: dict[str, str], item_text: str) -> tuple[dict[str, str], ...]:
+    """The rating question as `LanguageUser._llm_ratings` asks it."""
+    return (system, {"role": "user", "content": template("rate").render(item=item_text)})
+
+
+def _targets_mask(frame, n_users: int, targets_of: np.ndarray) -> np.ndarray:
+    """Rows that are among their user's last ``targets_of[user]`` interactions in time."""
+    users = frame["user"].to_numpy()
+    order = np.lexsort((np.arange(len(frame)), frame["timestamp"].to_numpy(), users))
+    ends = np.searchsorted(users[order], users[order], side="right")
+    from_end = np.empty(len(frame), dtype=np.int64)
+    from_end[order] = ends - 1 - np.arange(len(frame))
+    return from_end < targets_of[users]
+
+
+def sample_users(train: Dataset, config: ExampleConfig, seed: int) -> np.ndarray:
+    """The users examples are built for (sorted): those with more than ``min_history`` training interactions, a
+    uniform sample of ``users`` of them (stream `TUNE_USERS`)."""
+    counts = np.bincount(train.interactions["user"].to_numpy(), minlength=train.n_users)
+    eligible = np.flatnonzero(counts > config.min_history)
+    if config.users and config.users < len(eligible):
+        eligible = np.sort(TUNE_USERS.generator(seed).choice(eligible, size=config.users, replace=False))
+    return eligible
+
+
+def build_examples(train: Dataset, config: ExampleConfig = ExampleConfig(), seed: int = 0,
+                   profile_config: ProfileConfig = ProfileConfig()) -> list[Example]:  # fmt: skip
+    """Labelled examples from the training data `train` (see the module docstring), grouped by user (a user's examples
+    are adjacent, shuffled among themselves)."""
+    config.check()
+    users = sample_users(train, config, seed)
+    frame = train.interactions
+    counts = np.bincount(frame["user"].to_numpy(), minlength=train.n_users)
+    targets_of = np.zeros(train.n_users, dtype=np.int64)
+    targets_of[users] = np.minimum(config.targets, counts[users] - config.min_history)
+    is_target = _targets_mask(frame, train.n_users, targets_of)
+    profiles = build_profiles(train.with_interactions(frame[~is_target], name=f"{train.name}[history]"), profile_config)
+
+    texts = train.items["text"].tolist()
+    items_of = per_user(frame, train.n_users)
+    ratings_of = per_user(frame, train.n_users, "rating")
+    times_of = per_user(frame, train.n_users, "timestamp")
+    ask_ratings = config.ratings and train.has_ratings
+    examples: list[Example] = []
+    for user in users.tolist():
+        rng = TUNE_EXAMPLES.generator(seed, user=user)
+        system = system_message(profiles[user].describe())
+        k = int(targets_of[user])
+        unseen = np.setdiff1d(np.arange(train.n_items), items_of[user])
+        mine: list[Example] = []
+        for item, rating, when in zip(items_of[user][-k:], ratings_of[user][-k:], times_of[user][-k:]):
+            item, when = int(item), int(when)
+            page, position = rng.integers(1, config.pages + 1), rng.integers(1, config.positions + 1)
+            mine.append(Example(user, item, "watch", watch_messages(system, texts[item], int(page), int(position)), YES_NO, "Yes", when))
+            if ask_ratings:
+                stars = str(int(np.clip(np.rint(rating), 1, 5)))
+                mine.append(Example(user, item, "rate", rate_messages(system, texts[item]), STARS, stars, when))
+            drawn = rng.choice(unseen, size=min(config.negatives, len(unseen)), replace=False) if len(unseen) else []
+            for other in np.asarray(drawn, dtype=np.int64).tolist():
+                page, position = rng.integers(1, config.pages + 1), rng.integers(1, config.positions + 1)
+                mine.append(Example(user, other, "watch", watch_messages(system, texts[other], int(page), int(position)), YES_NO, "No", None))
+        examples.extend(mine[j] for j in rng.permutation(len(mine)))
+    return examples
+
+
+def describe_examples(examples: list[Example]) -> dict[str, Any]:
+    """Counts for the manifest: users, examples per question and per answer."""
+    answers: dict[str, dict[str, int]] = {}
+    for example in examples:
+        per_question = answers.setdefault(example.question, {})
+        per_question[example.answer] = per_question.get(example.answer, 0) + 1
+    return {"users": len({e.user for e in examples}), "examples": len(examples),
+            "answers": {q: dict(sorted(a.items())) for q, a in sorted(answers.items())}}  # fmt: skip
+
+
+def example_settings(config: ExampleConfig) -> dict[str, Any]:
+    return asdict(config)
