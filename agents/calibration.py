@@ -11,6 +11,9 @@ watch probabilities at the preference model's scale (P(the user ever had it)).
 * rating: log-linear pooling of the LLM's and the preference model's P(1..5),
   with a bias per level -> (a_r, b_r, c_1..c_5), c_1 fixed at 0.
 
+Both are maximum a posteriori under a weak Gaussian prior centred on the statistical user
+(`PRIOR_SD`): with the few dozen examples of a calibration, plain maximum likelihood diverges.
+
 The log-likelihoods of the LLM alone, the preference model alone and the pool,
 and each expert's effect (weight x spread of its logit), are kept in
 `Blend.fitted_on`: they say how much the LLM adds beyond the data.
@@ -32,18 +35,27 @@ from .language_user import Blend, _logit
 from .kit import UserKit
 
 
-def _fit(loss_fn, parameters: list[torch.Tensor], steps: int = 200) -> float:
+#: Standard deviation, in logit units, of the Gaussian prior on every blend weight. The prior is centred on the
+#: statistical user (LLM 0, preference 1, biases 0), so the LLM must earn its weight from the data. Why a prior at
+#: all: a calibration has a few dozen examples, and plain maximum likelihood separates them and sends the weights to
+#: thousands (seen: an LLM weight of -5121 from 8 examples). Its pull shrinks as 1/examples, so with many it vanishes.
+PRIOR_SD = 1.0
+
+
+def _fit(nll, parameters: list[torch.Tensor], centres: list[float], n_examples: int, steps: int = 200) -> float:
+    """Maximum a posteriori weights under the `PRIOR_SD` prior around `centres`; returns the fitted mean NLL (no prior)."""
     optimiser = torch.optim.LBFGS(parameters, lr=0.5, max_iter=steps, line_search_fn="strong_wolfe")
+    scale = 1.0 / (2.0 * PRIOR_SD**2 * max(1, n_examples))
 
     def closure():
         optimiser.zero_grad()
-        loss = loss_fn()
+        loss = nll() + scale * sum(((p - c) ** 2).sum() for p, c in zip(parameters, centres))
         loss.backward()
         return loss
 
     optimiser.step(closure)
     with torch.no_grad():
-        return float(loss_fn())
+        return float(nll())
 
 
 def calibrate_on_validation(
@@ -113,11 +125,12 @@ def calibrate_blend(
     w = torch.as_tensor(np.concatenate(weight), dtype=torch.float64)
     a, b, c = (torch.zeros((), dtype=torch.float64, requires_grad=True) for _ in range(3))
     bce = lambda logits: (w * torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")).sum() / w.sum()  # noqa: E731
-    watch_pool = _fit(lambda: bce(a * x_llm + b * x_pref + c), [a, b, c])
+    n = len(y)
+    watch_pool = _fit(lambda: bce(a * x_llm + b * x_pref + c), [a, b, c], [0.0, 1.0, 0.0], n)
     a0, c0 = torch.zeros((), dtype=torch.float64, requires_grad=True), torch.zeros((), dtype=torch.float64, requires_grad=True)
-    watch_llm_only = _fit(lambda: bce(a0 * x_llm + c0), [a0, c0])
+    watch_llm_only = _fit(lambda: bce(a0 * x_llm + c0), [a0, c0], [1.0, 0.0], n)
     b1, c1 = torch.ones((), dtype=torch.float64, requires_grad=True), torch.zeros((), dtype=torch.float64, requires_grad=True)
-    watch_pref_only = _fit(lambda: bce(b1 * x_pref + c1), [b1, c1])
+    watch_pref_only = _fit(lambda: bce(b1 * x_pref + c1), [b1, c1], [1.0, 0.0], n)
 
     log_llm = torch.as_tensor(np.log(np.concatenate(llm_levels)), dtype=torch.float64)
     log_pref = torch.as_tensor(np.log(np.concatenate(pref_levels)), dtype=torch.float64)
@@ -129,7 +142,7 @@ def calibrate_blend(
         scores = alpha * log_llm + beta * log_pref + torch.cat([torch.zeros(1, dtype=torch.float64), bias])
         return torch.nn.functional.cross_entropy(scores, target)
 
-    rating_pool = _fit(lambda: rating_nll(ar, br, cr), [ar, br, cr])
+    rating_pool = _fit(lambda: rating_nll(ar, br, cr), [ar, br, cr], [0.0, 1.0, 0.0], len(target))
     with torch.no_grad():
         rating_llm_only = float(torch.nn.functional.cross_entropy(log_llm, target))
         rating_pref_only = float(torch.nn.functional.cross_entropy(log_pref, target))

@@ -103,21 +103,22 @@ def test_a_zero_llm_weight_blend_is_the_statistical_user(ml100k_kit):
     assert llm.calls == 0
 
 
+class Informed(ScriptedLLM):
+    """Knows which shown items the user really had: calibration shows a user's (up to 4) held-out items first."""
+
+    def _answer(self, messages, options):
+        if options[0] != "Yes":
+            return super()._answer(messages, options)
+        self.calls += 1
+        position = int(re.search(r"Suggestion (\d+):", messages[-1]["content"]).group(1))
+        return ScoreReply(probabilities={"Yes": 0.9 if position <= 4 else 0.1, "No": 0.1 if position <= 4 else 0.9})
+
+
 def test_calibration_gives_the_llm_weight_only_when_it_knows_something(ml100k_kit, ml100k_holdout):
     kit = ml100k_kit
     held_out = ml100k_holdout.test
     scripted = calibrate_blend(kit, held_out, ScriptedLLM(), n_users=30, progress=False)
     assert scripted.fitted_on["watch_nll"]["pooled"] <= scripted.fitted_on["watch_nll"]["preference_only"] + 1e-6  # nested models
-
-    class Informed(ScriptedLLM):
-        """Knows which shown items the user really had: calibration shows a user's (up to 4) held-out items first."""
-
-        def _answer(self, messages, options):
-            if options[0] != "Yes":
-                return super()._answer(messages, options)
-            self.calls += 1
-            position = int(re.search(r"Suggestion (\d+):", messages[-1]["content"]).group(1))
-            return ScoreReply(probabilities={"Yes": 0.9 if position <= 4 else 0.1, "No": 0.1 if position <= 4 else 0.9})
 
     informed = calibrate_blend(kit, held_out, Informed(), n_users=30, progress=False)
     assert informed.watch_llm > 0.5, informed  # what it knows counts for watching, in the right direction ...
@@ -132,6 +133,15 @@ def test_calibration_gives_the_llm_weight_only_when_it_knows_something(ml100k_ki
     clueless = calibrate_blend(kit, held_out, Clueless(), n_users=30, progress=False)
     assert abs(clueless.watch_llm) < 1e-3 and abs(clueless.rating_llm) < 1e-3
     assert clueless.watch_preference > 0.5 and clueless.rating_preference > 0.5
+
+
+def test_a_calibration_on_a_handful_of_users_keeps_finite_weights_of_the_right_sign(ml100k_kit, ml100k_holdout):
+    """Two users' examples are separable: plain maximum likelihood sends the weights to thousands (-5121 was seen);
+    the prior around the statistical user keeps them a few logits wide and still follows the informed LLM."""
+    blend = calibrate_blend(ml100k_kit, ml100k_holdout.test, Informed(), n_users=2, progress=False)
+    weights = [blend.watch_llm, blend.watch_preference, blend.watch_bias, blend.rating_llm, blend.rating_preference, *blend.rating_bias]
+    assert max(abs(w) for w in weights) < 10, blend
+    assert blend.watch_llm > 0.5 and blend.watch_preference > 0, blend
 
 
 def test_a_calibrated_hybrid_user_beats_a_random_user_on_held_out_taste(ml100k_kit, ml100k_holdout):
