@@ -85,9 +85,11 @@ def base_identity(path: Path | None) -> dict[str, str]:
     return {"kind": "hf", "name": Path(path).resolve().name, "digest": folder_digest(Path(path)), "path": str(Path(path).resolve())}
 
 
-def load_base(path: Path | None = None, device: torch.device | None = None, dtype: torch.dtype | None = None) -> LoadedModel:
-    """The base model (see the module docstring) in eval mode, with its tokenizer."""
+def load_base(path: Path | None = None, device: torch.device | None = None, dtype: torch.dtype | None = None,
+              progress: bool = True) -> LoadedModel:  # fmt: skip
+    """The base model (see the module docstring) in eval mode, with its tokenizer (`progress`: transformers' bars)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
 
     identity = base_identity(path)
     default_device, default_dtype = device_and_dtype()
@@ -97,8 +99,15 @@ def load_base(path: Path | None = None, device: torch.device | None = None, dtyp
         where, extra = gguf.parent, {"gguf_file": gguf.name}
     else:
         where, extra = Path(identity["path"]), {}
-    tokenizer = AutoTokenizer.from_pretrained(where, **extra)
-    model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **extra).to(device).eval()
+    bars = transformers_logging.is_progress_bar_enabled()
+    if not progress:
+        transformers_logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(where, **extra)
+        model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **extra).to(device).eval()
+    finally:
+        if bars:
+            transformers_logging.enable_progress_bar()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     if not getattr(tokenizer, "chat_template", None):
@@ -116,7 +125,7 @@ class Recipe:
     layers: int = 8
     """LoRA on the top this many decoder layers (0: all); the layers below need no backward pass."""
     modules: tuple[str, ...] = ("q_proj", "v_proj")
-    steps: int = 300
+    steps: int = 240
     batch: int = 4
     """Packed sequences per step."""
     max_tokens: int = 1024

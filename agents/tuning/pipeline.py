@@ -17,11 +17,11 @@ import torch
 
 from recarena.simulator.data import Dataset
 
-from .base import Recipe, add_lora, base_identity, load_base
+from .base import Recipe, add_lora, base_identity, device_and_dtype, load_base
 from .examples import ExampleConfig, build_examples, describe_examples, prompt_versions
 from .manifest import command_line, library_versions, write_adapter
 from .packing import pack
-from .trainer import train
+from .trainer import latest_checkpoint, train
 
 FORMAT = 1
 
@@ -45,20 +45,24 @@ def settings_record(settings: TuneSettings, train: Dataset, base: dict[str, str]
 
 
 def tune_lora(train_data: Dataset, settings: TuneSettings, out: Path, progress: bool = True,
-              dataset_name: str | None = None) -> tuple[Path, dict[str, Any]]:  # fmt: skip
+              dataset_name: str | None = None, command: str | None = None) -> tuple[Path, dict[str, Any]]:  # fmt: skip
     """Train a LoRA of the users' LLM on `train_data` (training interactions only); return the adapter folder and its
-    manifest. See the module docstring."""
+    manifest (`command`, the command that makes it, goes into the manifest; default: this process's). See the module
+    docstring."""
     settings.examples.check()
     settings.recipe.check()
-    base_identity(settings.base)  # a bad --base fails before the examples are built
+    device, dtype = device_and_dtype()
+    identity = {**base_identity(settings.base), "dtype": str(dtype).removeprefix("torch."), "device": device.type}
+    record = settings_record(settings, train_data, identity)
+    checkpoints = Path(out) / "checkpoints"
+    latest_checkpoint(checkpoints, record)  # checkpoints of other settings are refused before any work
     examples = build_examples(train_data, settings.examples, settings.seed)
-    base = load_base(settings.base)
+    base = load_base(settings.base, device, dtype, progress)
     torch.manual_seed(settings.seed)
     model = add_lora(base.model, settings.recipe)
     sequences = pack(base.tokenizer, examples, settings.recipe.max_tokens)
-    record = settings_record(settings, train_data, base.identity)
     pad = base.tokenizer.pad_token_id if base.tokenizer.pad_token_id is not None else 0
-    training = train(model, sequences, settings.recipe, settings.seed, Path(out) / "checkpoints", record, pad, progress)
+    training = train(model, sequences, settings.recipe, settings.seed, checkpoints, record, pad, progress)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     manifest = {
         "format": FORMAT,
@@ -74,6 +78,6 @@ def tune_lora(train_data: Dataset, settings: TuneSettings, out: Path, progress: 
         "training": {"steps": training.steps, "final_loss": training.curve[-1]["loss"] if training.curve else None,
                      "curve": training.curve},  # fmt: skip
         "libraries": library_versions(),
-        "run": {"command": command_line(), "resumed_from": training.resumed_from, "seconds": training.seconds},
+        "run": {"command": command or command_line(), "resumed_from": training.resumed_from, "seconds": training.seconds},
     }
     return write_adapter(model, manifest, Path(out)), manifest

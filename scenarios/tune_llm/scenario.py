@@ -9,13 +9,15 @@ questions are packed behind their shared system turn, each seen as at inference
 ``OUT/adapter-<hash>/`` with its manifest (base digest, data fingerprint, prompt versions,
 hyper-parameters, training curve); ``OUT/results.json`` says where.
 
-The default recipe (600 users, 3 targets and 2 negatives each, 300 steps of 4 packed sequences, LoRA
+The default recipe (600 users, 3 targets and 2 negatives each, 240 steps of 4 packed sequences, LoRA
 rank 8 on the top 8 layers' q and v projections) trains the embedded SmolLM2 in about half an hour on
 2 CPU cores. ``--base`` takes any local Hugging Face causal LM folder; CUDA with bf16 is used when present.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +77,20 @@ class TuneLLMConfig(CommonOptions):
             raise ScenarioError(str(error)) from None
 
 
+def command_of(config: TuneLLMConfig) -> str:
+    """The command line that runs `config` (every option spelt out), for the manifest."""
+    words = ["recarena", TuneLLMScenario.name]
+    for field in dataclasses.fields(config):
+        value, flag = getattr(config, field.name), "--" + field.name.replace("_", "-")
+        if isinstance(value, bool):
+            words.append(flag if value else "--no-" + flag[2:])
+        elif isinstance(value, list):
+            words += [flag, *map(str, value)]
+        elif value is not None:
+            words += [flag, str(value)]
+    return " ".join(shlex.quote(w) for w in words)
+
+
 def run_tune_llm(config: TuneLLMConfig) -> dict[str, Any]:
     config.validate()
     from recarena.agents.tuning.pipeline import TuneSettings, tune_lora  # torch models load only for a run
@@ -87,7 +103,7 @@ def run_tune_llm(config: TuneLLMConfig) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         with FileLock(out / "run.lock", timeout=0):
-            folder, manifest = tune_lora(train, settings, out, progress=config.progress, dataset_name=dataset.name)
+            folder, manifest = tune_lora(train, settings, out, config.progress, dataset.name, command_of(config))
     except Timeout:
         raise ScenarioError(f"out: {out} is in use by another tune-llm run") from None
     except TuningError as error:

@@ -19,7 +19,7 @@ from recarena.agents.tuning.trainer import Order, train
 
 @pytest.fixture(scope="module")
 def examples(train_part):
-    return build_examples(train_part, ExampleConfig(users=12, targets=2, negatives=2))
+    return build_examples(train_part, ExampleConfig(users=6, targets=2, negatives=2))
 
 
 def test_a_packed_question_reads_exactly_as_the_prompt_sent_alone(tiny_base, examples):
