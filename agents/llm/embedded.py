@@ -3,9 +3,13 @@ run in-process by llama-cpp-python. Structured output goes through llama.cpp's J
 grammar; ``score_options`` reads the next-token distribution after one forward pass over the
 prompt (multi-token options add one single-token pass per extra token).
 
-Every call evaluates its prompt from scratch instead of reusing the KV cache of a shared prefix:
-batch boundaries change llama.cpp's floating-point sums, so prefix reuse would make an answer
-depend on the previous call; from scratch, the same request always gives the same numbers."""
+Chat calls evaluate their prompt from scratch. Score calls reuse one thing: the system message
+(profile and memories), which every question about one page shares and which is most of each prompt.
+Batch boundaries can change llama.cpp's floating-point sums (not seen on this CPU build; other builds
+and GPUs differ), so reuse must not make an answer depend on
+the previous call. Hence a fixed cut: a score prompt is always evaluated as two batches, its system
+block (from an empty context) and then the rest, whether the system block's KV cache is reused or
+computed afresh. The same request always gives the same numbers, whatever ran before it."""
 
 from __future__ import annotations
 
@@ -96,9 +100,11 @@ class EmbeddedBackend(Backend):
         self._formatter = Jinja2ChatFormatter(template=template, eos_token=piece(eos_id), bos_token=piece(bos_id))
         self._digest = _file_digest(self.model_path)
         self._llama_cpp = llama_cpp
+        self._system_tokens: tuple[int, ...] | None = None  # the system block the context holds, evaluated from empty
 
     def identity(self) -> dict[str, str]:
-        return {"backend": self.name, "model": self.model_path.stem, "file": self._digest}
+        # "scoring" names how score prompts are cut into batches (module docstring): the numbers depend on it.
+        return {"backend": self.name, "model": self.model_path.stem, "file": self._digest, "scoring": "system-block"}
 
     # ----------------------------------------------------------------- chat
     def complete(self, request: ChatRequest, timeout_s: float) -> RawCompletion:
@@ -108,6 +114,7 @@ class EmbeddedBackend(Backend):
             kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
         with self._lock:
             self._llama.reset()  # evaluate from scratch: see the module docstring
+            self._system_tokens = None
             self._llama.set_seed(params.seed)
             out = self._llama.create_chat_completion(
                 messages=list(request.messages),
@@ -140,6 +147,18 @@ class EmbeddedBackend(Backend):
         result = self._formatter(messages=list(messages))
         return self._llama.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
 
+    def _system_cut(self, messages: tuple[dict[str, str], ...], prompt: list[int]) -> int:
+        """Where a score prompt's system block ends: a function of the request alone (module docstring)."""
+        if len(messages) < 2 or messages[0].get("role") != "system":
+            return 0
+        head = self._prompt_tokens(messages[:1])
+        cut = 0
+        for mine, theirs in zip(head, prompt):
+            if mine != theirs:
+                break
+            cut += 1
+        return min(cut, len(prompt) - 1)  # at least one token after the cut gives the next-token logits
+
     def _next_logprobs(self, tokens: list[int]) -> np.ndarray:
         """Evaluate ``tokens`` after the current state; log-softmax of the following token."""
         llama = self._llama
@@ -153,8 +172,15 @@ class EmbeddedBackend(Backend):
             prompt = self._prompt_tokens(request.messages)
             if len(prompt) + 16 > self._llama.n_ctx():
                 raise LLMError(f"prompt of {len(prompt)} tokens exceeds the context of {self._llama.n_ctx()}")
-            self._llama.reset()
-            first = self._next_logprobs(prompt)
+            cut = self._system_cut(request.messages, prompt)
+            if self._system_tokens != tuple(prompt[:cut]):
+                self._llama.reset()
+                self._system_tokens = None
+                if cut:
+                    self._llama.eval(prompt[:cut])
+                self._system_tokens = tuple(prompt[:cut])
+            self._llama.n_tokens = cut  # the system block's cache stays; what came after it is dropped
+            first = self._next_logprobs(prompt[cut:])
             logprobs: dict[str, float] = {}
             extra_tokens = 0
             for option in request.options:

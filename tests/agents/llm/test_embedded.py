@@ -37,6 +37,27 @@ def test_embedded_score_reads_one_forward_pass(embedded_backend, question):
     assert llm.accountant.total().calls == 4  # one backend call per score, no cache here
 
 
+def test_a_score_does_not_depend_on_what_the_backend_scored_before(embedded_backend, gguf_path, question):
+    """Questions about one page share the system block's KV cache, cut at a point fixed by the request, so the
+    numbers are the same after the same system block, after another one, and in a fresh backend."""
+    from recarena.agents.llm.embedded import EmbeddedBackend
+    from recarena.agents.llm.protocol import SamplingParams, ScoreRequest
+
+    ask = lambda system, user: ScoreRequest(({"role": "system", "content": system}, {"role": "user", "content": user}),  # noqa: E731
+                                            ("Yes", "No"), SamplingParams())  # fmt: skip
+    mine, theirs = question[0]["content"], "You are a viewer who only watches cartoons."
+    first = embedded_backend.score_options(ask(mine, question[1]["content"]), 60).logprobs
+    embedded_backend.score_options(ask(mine, "Would you watch Alien? Answer Yes or No."), 60)  # the same system block, reused
+    assert embedded_backend.score_options(ask(mine, question[1]["content"]), 60).logprobs == first
+    embedded_backend.score_options(ask(theirs, "Would you watch Bambi? Answer Yes or No."), 60)  # another system block
+    assert embedded_backend.score_options(ask(mine, question[1]["content"]), 60).logprobs == first
+    fresh = EmbeddedBackend(gguf_path, n_threads=1, seed=0)
+    try:
+        assert fresh.score_options(ask(mine, question[1]["content"]), 60).logprobs == first
+    finally:
+        fresh.close()
+
+
 def test_embedded_warm_rerun_makes_no_model_calls(embedded_backend, tmp_path, question, verdict_schema):
     config = LLMConfig(cache_path=tmp_path / "cache.sqlite", progress=False)
     prompts = [question[:1] + [{"role": "user", "content": f"Would you watch movie number {i}? Yes or No."}]
