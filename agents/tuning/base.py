@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,14 +126,14 @@ class Recipe:
     layers: int = 8
     """LoRA on the top this many decoder layers (0: all); the layers below need no backward pass."""
     modules: tuple[str, ...] = ("q_proj", "v_proj")
-    steps: int = 240
+    steps: int = 150
     batch: int = 4
     """Packed sequences per step."""
     max_tokens: int = 1024
     """Tokens per packed sequence (a single question longer than this still gets its own sequence)."""
     lr: float = 3e-4
     weight_decay: float = 0.0
-    warmup: int = 20
+    warmup: int = 10
     """Steps of linear warm-up; then cosine decay to a tenth of `lr` at `steps`."""
     clip: float = 1.0
     checkpoint_every: int = 25
@@ -165,7 +166,9 @@ def add_lora(model: Any, recipe: Recipe) -> Any:
         raise TuningError(f"modules: the base model has no module named {', '.join(missing)}")
     config = LoraConfig(r=recipe.rank, lora_alpha=recipe.alpha, lora_dropout=recipe.dropout, target_modules=list(recipe.modules),
                         layers_to_transform=layers, bias="none", task_type="CAUSAL_LM")  # fmt: skip
-    return get_peft_model(model, config)
+    with warnings.catch_warnings():  # peft asks transformers a question transformers 5 has renamed
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, config)
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

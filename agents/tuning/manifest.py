@@ -71,7 +71,7 @@ def adapter_weights(model: Any) -> dict[str, torch.Tensor]:
     """The adapter's tensors as peft saves them."""
     from peft import get_peft_model_state_dict
 
-    return get_peft_model_state_dict(model)
+    return get_peft_model_state_dict(model, save_embedding_layers=False)
 
 
 def write_adapter(model: Any, manifest: dict[str, Any], out: Path) -> Path:
@@ -81,7 +81,7 @@ def write_adapter(model: Any, manifest: dict[str, Any], out: Path) -> Path:
     final = Path(out) / f"{ADAPTER_PREFIX}{digest[:12]}"
     partial = Path(out) / f".{final.name}.{os.getpid()}.partial"
     shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(str(partial))
+    model.save_pretrained(str(partial), save_embedding_layers=False)
     (partial / "manifest.json").write_text(json.dumps({**manifest, "content_sha256": digest}, indent=2))
     for file in partial.iterdir():
         if file.is_file():

@@ -9,7 +9,7 @@ questions are packed behind their shared system turn, each seen as at inference
 ``OUT/adapter-<hash>/`` with its manifest (base digest, data fingerprint, prompt versions,
 hyper-parameters, training curve); ``OUT/results.json`` says where.
 
-The default recipe (600 users, 3 targets and 2 negatives each, 240 steps of 4 packed sequences, LoRA
+The default recipe (600 users, 3 targets and 2 negatives each, 150 steps of 4 packed sequences (one pass), LoRA
 rank 8 on the top 8 layers' q and v projections) trains the embedded SmolLM2 in about half an hour on
 2 CPU cores. ``--base`` takes any local Hugging Face causal LM folder; CUDA with bf16 is used when present.
 """
