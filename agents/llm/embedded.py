@@ -8,8 +8,7 @@ Chat calls evaluate their prompt from scratch. Score calls reuse one thing: the 
 Batch boundaries can change llama.cpp's floating-point sums (not seen on this CPU build; other
 builds may differ), so reuse must not make an answer depend on the previous call. Hence a fixed
 cut: a score prompt is always evaluated as two batches, its system block (from an empty context)
-and then the rest, whether the system block's KV cache is reused or
-computed afresh. The same request always gives the same numbers, whatever ran before it."""
+and then the rest, whether the system block's KV cache is reused or computed afresh. The same request always gives the same numbers, whatever ran before it."""
 
 from __future__ import annotations
 

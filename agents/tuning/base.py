@@ -190,7 +190,9 @@ def load_tuned(folder: Path, base: Path | None = None, device: torch.device | No
     if loaded.identity["digest"] != recorded["digest"]:
         raise TuningError(f"base: {loaded.identity['path']} has digest {loaded.identity['digest']}, "
                           f"but the adapter was trained on {recorded['name']} ({recorded['digest']})")  # fmt: skip
-    model = PeftModel.from_pretrained(loaded.model, str(folder)).eval()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        model = PeftModel.from_pretrained(loaded.model, str(folder)).eval()
     return LoadedModel(model, loaded.tokenizer, {**loaded.identity, "adapter": str(folder)})
 
 

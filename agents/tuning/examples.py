@@ -23,7 +23,7 @@ equal. The watch question's page and position are drawn uniformly in ``1..pages`
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -177,7 +177,3 @@ def describe_examples(examples: list[Example]) -> dict[str, Any]:
         per_question[example.answer] = per_question.get(example.answer, 0) + 1
     return {"users": len({e.user for e in examples}), "examples": len(examples),
             "answers": {q: dict(sorted(a.items())) for q, a in sorted(answers.items())}}  # fmt: skip
-
-
-def example_settings(config: ExampleConfig) -> dict[str, Any]:
-    return asdict(config)
