@@ -81,8 +81,8 @@ def test_requests_without_decoding_settings_keep_their_old_cache_keys():
     assert cache_key({"params": SamplingParams().cache_fields()}) == cache_key({"params": old_payload})
 
 
+@pytest.mark.requires("llama_cpp")
 def test_embedded_backend_passes_the_settings_to_llama_cpp():
-    pytest.importorskip("llama_cpp")
     import llama_cpp
 
     from recarena.agents.llm.embedded import EmbeddedBackend, _no_end_before
@@ -107,7 +107,6 @@ def test_embedded_backend_passes_the_settings_to_llama_cpp():
 
 
 def test_openai_backend_sends_only_the_settings_openai_defines():
-    pytest.importorskip("openai")
     from recarena.agents.llm.openai_backend import OpenAIBackend
 
     sent = {}
