@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import math
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +62,33 @@ def _no_end_before(min_tokens: int, eos: int):
     return processor
 
 
+@dataclass(frozen=True)
+class Adapter:
+    """A tuned adapter the embedded backend applies: its llama.cpp file and its content hash (from its manifest)."""
+
+    folder: Path
+    file: Path
+    content: str
+
+
+def read_adapter(folder: Path, model_path: Path, digest: str) -> Adapter:
+    """The adapter in `folder` (``recarena tune-llm``'s output), checked against the base model it will run on."""
+    manifest_path, file = folder / "manifest.json", folder / "adapter.gguf"
+    if not manifest_path.is_file():
+        raise LLMError(f"adapter: {folder} has no manifest.json; give a folder made by recarena tune-llm")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        base, content = manifest["base"], str(manifest["content_sha256"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LLMError(f"adapter: {manifest_path} is not a tune-llm manifest ({exc})") from None
+    if base.get("kind") != "gguf" or base.get("digest") != digest:
+        raise LLMError(f"adapter: {folder} was made for base model {base.get('name')!r} (digest {base.get('digest')}), "
+                       f"not {model_path.name} (digest {digest})")  # fmt: skip
+    if not file.is_file():
+        raise LLMError(f"adapter: {folder} has no adapter.gguf (made for a base llama.cpp cannot run?)")
+    return Adapter(folder, file, content[:16])
+
+
 class EmbeddedBackend(Backend):
     """llama.cpp in this process; one call at a time (a llama context is not thread-safe)."""
 
@@ -73,7 +102,10 @@ class EmbeddedBackend(Backend):
         n_ctx: int = 2048,
         n_threads: int | None = None,
         seed: int = 0,
+        adapter: str | os.PathLike[str] | None = None,
     ) -> None:
+        """`adapter`: a folder made by ``recarena tune-llm`` (``adapter.gguf`` and ``manifest.json``), applied on top of
+        the model by llama.cpp; refused (LLMError) when its manifest names another base model."""
         try:
             import llama_cpp
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -83,8 +115,11 @@ class EmbeddedBackend(Backend):
         if not self.model_path.is_file():
             raise LLMError(f"model file not found: {self.model_path}")
         self._lock = threading.Lock()
+        self._digest = _file_digest(self.model_path)
+        self.adapter = read_adapter(Path(adapter), self.model_path, self._digest) if adapter else None
         self._llama = llama_cpp.Llama(
             model_path=str(self.model_path),
+            lora_path=str(self.adapter.file) if self.adapter else None,
             n_ctx=n_ctx,
             n_threads=n_threads or min(4, os.cpu_count() or 1),
             seed=seed,
@@ -97,13 +132,15 @@ class EmbeddedBackend(Backend):
         eos_id, bos_id = self._llama.token_eos(), self._llama.token_bos()
         piece = lambda token: self._llama._model.token_get_text(token) if token >= 0 else ""  # noqa: E731
         self._formatter = Jinja2ChatFormatter(template=template, eos_token=piece(eos_id), bos_token=piece(bos_id))
-        self._digest = _file_digest(self.model_path)
         self._llama_cpp = llama_cpp
         self._system_tokens: tuple[int, ...] | None = None  # the system block the context holds, evaluated from empty
 
     def identity(self) -> dict[str, str]:
         # "scoring" names how score prompts are cut into batches (module docstring): the numbers depend on it.
-        return {"backend": self.name, "model": self.model_path.stem, "file": self._digest, "scoring": "system-block"}
+        identity = {"backend": self.name, "model": self.model_path.stem, "file": self._digest, "scoring": "system-block"}
+        if self.adapter is not None:  # a tuned model answers differently: its cache entries are its own
+            identity["adapter"] = self.adapter.content
+        return identity
 
     # ----------------------------------------------------------------- chat
     def complete(self, request: ChatRequest, timeout_s: float) -> RawCompletion:

@@ -1,6 +1,6 @@
 """Build an :class:`LLM` from a config string or object.
 
-``embedded`` -> the in-process SmolLM2 default; ``openai:MODEL@BASE_URL`` (or ``openai:MODEL`` with
+``embedded`` -> the in-process SmolLM2 default (``embedded:adapter=FOLDER``: with a ``recarena tune-llm`` adapter); ``openai:MODEL@BASE_URL`` (or ``openai:MODEL`` with
 $OPENAI_BASE_URL) -> an OpenAI-compatible endpoint; a LangChain ``BaseChatModel``, a
 :class:`Backend` or a ready :class:`LLM` -> used as given. The registry below is explicit.
 """
@@ -50,9 +50,13 @@ class LLMConfig(BaseModel):
 def _embedded(argument: str, config: LLMConfig) -> Backend:
     from .embedded import EmbeddedBackend
 
+    adapter = None
     if argument:
-        raise ValueError(f"backend 'embedded' takes no argument, got 'embedded:{argument}'")
-    return EmbeddedBackend(config.model_path, n_threads=config.n_threads, seed=config.sampling.seed)
+        name, equals, value = argument.partition("=")
+        if name != "adapter" or not equals or not value:
+            raise ValueError(f"backend 'embedded' takes only 'embedded:adapter=FOLDER' (a recarena tune-llm adapter), got 'embedded:{argument}'")
+        adapter = Path(value).expanduser()
+    return EmbeddedBackend(config.model_path, n_threads=config.n_threads, seed=config.sampling.seed, adapter=adapter)
 
 
 def _openai(argument: str, config: LLMConfig) -> Backend:

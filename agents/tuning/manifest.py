@@ -1,7 +1,8 @@
 """The adapter's folder: named by its content, with a manifest of how it was made.
 
-``OUT/adapter-<12 hex>/`` holds peft's ``adapter_config.json`` and ``adapter_model.safetensors`` and
-``manifest.json``: the base model (name, digest of its weights' file(s): for the embedded GGUF the
+``OUT/adapter-<12 hex>/`` holds peft's ``adapter_config.json`` and ``adapter_model.safetensors``, for a GGUF
+base (the embedded SmolLM2) the same LoRA as a llama.cpp adapter file ``adapter.gguf`` (`gguf_lora.py`; what
+``--llm embedded:adapter=FOLDER`` serves), and ``manifest.json``: the base model (name, digest of its weights' file(s): for the embedded GGUF the
 digest `recarena.agents.llm.embedded` gives it), the training data (the training part's
 `Dataset.fingerprint`), the prompt templates' versions, the example settings and counts, the recipe,
 the seed, the training curve, the libraries' versions and the command.
@@ -82,6 +83,12 @@ def write_adapter(model: Any, manifest: dict[str, Any], out: Path) -> Path:
     partial = Path(out) / f".{final.name}.{os.getpid()}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     model.save_pretrained(str(partial), save_embedding_layers=False)
+    if manifest.get("base", {}).get("kind") == "gguf":  # the embedded model: llama.cpp serves base + this file
+        from .gguf_lora import write_gguf_lora
+
+        config = model.get_base_model().config
+        write_gguf_lora(weights, manifest["recipe"]["alpha"], config.num_attention_heads, config.num_key_value_heads,
+                        partial / "adapter.gguf")  # fmt: skip
     (partial / "manifest.json").write_text(json.dumps({**manifest, "content_sha256": digest}, indent=2))
     for file in partial.iterdir():
         if file.is_file():
