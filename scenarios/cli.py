@@ -2,7 +2,8 @@
 
 Every scenario of the registry (`registry.py`) is a subcommand whose flags are its config's
 fields (see `config.py`); besides them, `data info` shows a dataset and `run FILE` runs a YAML
-experiment. Errors a person can fix (bad data, bad options, a busy or foreign run directory) print
+experiment. Errors a person can fix (bad data, bad options, a bad LLM setting such as an adapter made for
+another model, a busy or foreign run directory) print
 one line and exit with status 2; an LLM that does not answer, or falls back more often than
 ``--max-llm-failure-rate`` allows (`LLMHealthError`), prints one line and exits with status 1, with no
 results written; anything else is a bug and keeps its traceback. A scenario's
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from recarena.agents.llm.health import LLMHealthError
+from recarena.agents.llm.protocol import LLMSpecError
 from recarena.recommenders import RecommenderError
 from recarena.simulator.data import DataError, load_dataset
 from recarena.simulator.rundir import RunDirectoryError
@@ -97,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         args.handler(args)
     except (DataError, RecommenderError, ScenarioError, RunDirectoryError, UnsafeSnapshotError) as error:
         print(f"recarena: error: {error}", file=sys.stderr)
+        return 2
+    except LLMSpecError as error:  # a bad LLM setting: bad input
+        print(f"recarena: error: llm: {error}", file=sys.stderr)
         return 2
     except LLMHealthError as error:
         print(f"recarena: error: {error}", file=sys.stderr)

@@ -138,3 +138,19 @@ def timing_free(results: Any) -> Any:
     if isinstance(results, list):
         return [timing_free(v) for v in results]
     return results
+
+
+def check_llm_training_data(specs: list[Any], train: Any) -> None:
+    """ScenarioError naming ``llm`` when an LLM's tuned adapter was trained on anything but `train` (this run's training
+    part, a `Dataset`): held-out interactions must not reach a user model, an adapter included."""
+    from recarena.agents.llm.factory import adapter_training_data, spec_adapter
+
+    wanted = None
+    for spec in specs:
+        seen = adapter_training_data(spec)
+        if seen is None:
+            continue
+        wanted = wanted or train.fingerprint()
+        if seen != wanted:
+            raise ScenarioError(f"llm: the adapter {spec_adapter(spec)} was trained on other data than this run's training part "
+                                f"({train.name}); held-out interactions may have reached it. Tune on this split: recarena tune-llm")  # fmt: skip

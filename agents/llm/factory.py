@@ -17,7 +17,7 @@ from .accounting import Accountant, Price
 from .cache import SQLiteCache
 from .client import LLM
 from .health import DEFAULT_MAX_FAILURE_RATE, HealthRule, probe_backend
-from .protocol import Backend, SamplingParams
+from .protocol import Backend, LLMSpecError, SamplingParams
 from .ratelimit import RateLimiter
 from .retry import RetryPolicy
 
@@ -47,6 +47,29 @@ class LLMConfig(BaseModel):
     probe: bool = Field(False, description="Check before the first call that a remote endpoint answers (LLMHealthError if not).")
 
 
+def spec_adapter(spec: Any) -> Path | None:
+    """The adapter folder an ``embedded:adapter=FOLDER`` spec names (None for any other spec)."""
+    if not isinstance(spec, str):
+        return None
+    kind, _, argument = spec.strip().partition(":")
+    name, equals, value = argument.partition("=")
+    return Path(value).expanduser() if kind == "embedded" and name == "adapter" and equals and value else None
+
+
+def adapter_training_data(spec: Any) -> str | None:
+    """The fingerprint of the data the spec's adapter was trained on (its manifest's ``data.fingerprint``); None without
+    an adapter. A run that holds data out compares it with its own training part (`recarena.scenarios.contract`)."""
+    import json
+
+    folder = spec_adapter(spec)
+    if folder is None:
+        return None
+    try:
+        return str(json.loads((folder / "manifest.json").read_text())["data"]["fingerprint"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""  # unreadable: never equal to a real fingerprint, so the run refuses it
+
+
 def _embedded(argument: str, config: LLMConfig) -> Backend:
     from .embedded import EmbeddedBackend
 
@@ -54,7 +77,7 @@ def _embedded(argument: str, config: LLMConfig) -> Backend:
     if argument:
         name, equals, value = argument.partition("=")
         if name != "adapter" or not equals or not value:
-            raise ValueError(f"backend 'embedded' takes only 'embedded:adapter=FOLDER' (a recarena tune-llm adapter), got 'embedded:{argument}'")
+            raise LLMSpecError(f"backend 'embedded' takes only 'embedded:adapter=FOLDER' (a recarena tune-llm adapter), got 'embedded:{argument}'")
         adapter = Path(value).expanduser()
     return EmbeddedBackend(config.model_path, n_threads=config.n_threads, seed=config.sampling.seed, adapter=adapter)
 
@@ -64,9 +87,9 @@ def _openai(argument: str, config: LLMConfig) -> Backend:
 
     model, _, base_url = argument.partition("@")
     if not model:
-        raise ValueError("backend 'openai:MODEL@BASE_URL': the model name is missing")
+        raise LLMSpecError("backend 'openai:MODEL@BASE_URL': the model name is missing")
     if config.structured_mode not in ("auto", "json_schema", "json_object_schema", "prompt"):
-        raise ValueError(f"structured_mode must be auto, json_schema, json_object_schema or prompt, got {config.structured_mode!r}")
+        raise LLMSpecError(f"structured_mode must be auto, json_schema, json_object_schema or prompt, got {config.structured_mode!r}")
     key = config.api_key.get_secret_value() if config.api_key else os.environ.get(config.api_key_env)
     return OpenAIBackend(model, base_url or None, key, structured_mode=config.structured_mode,  # type: ignore[arg-type]
                          max_concurrency=config.concurrency or 8)
@@ -80,7 +103,7 @@ def backend_from_string(spec: str, config: LLMConfig | None = None) -> Backend:
     config = config or LLMConfig()
     kind, _, argument = spec.strip().partition(":")
     if kind not in BACKENDS:
-        raise ValueError(f"unknown LLM backend {spec!r}: expected 'embedded', 'openai:MODEL@BASE_URL' or a model object")
+        raise LLMSpecError(f"unknown LLM backend {spec!r}: expected 'embedded', 'openai:MODEL@BASE_URL' or a model object")
     return BACKENDS[kind](argument, config)
 
 

@@ -33,6 +33,10 @@ class LLMError(Exception):
     """Base class of errors raised by the LLM layer."""
 
 
+class LLMSpecError(LLMError, ValueError):
+    """A bad LLM setting (an unknown backend spec, a refused adapter, a missing model file): bad input, one line."""
+
+
 class TransientBackendError(LLMError):
     """A fault worth retrying: timeout, connection refused/reset, HTTP 429 or 5xx, garbled body."""
 

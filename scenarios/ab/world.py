@@ -28,6 +28,8 @@ from recarena.recommenders import Recommender, build_recommender
 from recarena.simulator.data import Dataset, load_dataset
 from recarena.simulator.data.splits import Split, leave_one_out, temporal_split
 
+from recarena.scenarios.contract import check_llm_training_data
+
 
 @dataclass(frozen=True)
 class WorldSpec:
@@ -103,6 +105,8 @@ def build_world(spec: WorldSpec, models_dir: Path | None = None, llm: Any = None
             if path is not None:
                 built.save(path)
         recommenders[model], seconds[model] = built, time.perf_counter() - started
+    if spec.user_kind != "statistical":
+        check_llm_training_data([spec.llm], split.train_dataset())
     kit = build_user_kit(train, seed=spec.seed, validation=split.valid if spec.user_model == "dynamic" else None)
     world = World(dataset, split, kit, recommenders, seconds)
     if spec.user_kind != "statistical":

@@ -39,7 +39,7 @@ from recarena.simulator.arm_sessions import Twins, records_to_frames, simulate_a
 from recarena.simulator.data.streams import FIDELITY_ORDER, FIDELITY_USER
 
 from recarena.scenarios.config import SimulatedUserOptions, option
-from recarena.scenarios.contract import Scenario, ScenarioError, check_out_folder, where_written, write_results
+from recarena.scenarios.contract import Scenario, ScenarioError, check_llm_training_data, check_out_folder, where_written, write_results
 from recarena.scenarios.fidelity.report import format_summary, persona_chance_rate, winners
 
 USER_KINDS = ("statistical", "llm", "hybrid")
@@ -156,6 +156,8 @@ def build_world(config: FidelityScenarioConfig, dataset: Dataset | None = None, 
     config.check_data(dataset)
     split = random_holdout(dataset, valid_fraction=config.valid_fraction, test_fraction=config.test_fraction, seed=config.seed)
     train = split.train_dataset()
+    if config.llm_kinds():
+        check_llm_training_data(config.llm, train)
     with torch_threads(1):  # the preference model's small dense blocks: one thread is fastest, and never stalls on a busy machine
         validation = split.valid if config.user_model == "dynamic" and len(split.valid) else None
         kit = build_user_kit(train, seed=config.seed, validation=validation)
