@@ -1,6 +1,7 @@
 """`recarena tune-llm`: LoRA fine-tuning of the users' LLM on the training interactions.
 
-The data is split leave-one-out and only the training part reaches the examples
+The data is split leave-one-out (``--split fidelity``: as `recarena fidelity` splits it) and only the
+training part reaches the examples
 (`recarena.agents.tuning.examples`): the LLM user's own watch (Yes/No) and rate (1-5) prompts about
 each sampled user's real next training items, with sampled unseen items as the No examples. A user's
 questions are packed behind their shared system turn, each seen as at inference
@@ -21,14 +22,14 @@ import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from filelock import FileLock, Timeout
 
 from recarena.agents.tuning.base import Recipe, TuningError, check_base
 from recarena.agents.tuning.examples import ExampleConfig
 from recarena.simulator.data import load_dataset
-from recarena.simulator.data.splits import leave_one_out
+from recarena.simulator.data.splits import leave_one_out, random_holdout
 
 from recarena.scenarios.config import CommonOptions, option
 from recarena.scenarios.contract import Scenario, ScenarioError, check_out_folder, write_results
@@ -41,6 +42,9 @@ class TuneLLMConfig(CommonOptions):
     """What `recarena tune-llm` runs."""
 
     out: Path = option(Path("runs/tune-llm"), "output folder: adapter-<hash>/ (adapter + manifest.json), checkpoints/, results.json")
+    split: Literal["loo", "fidelity"] = option("loo", "the split whose training part is tuned on: loo (leave-one-out, as ab, feedback-loop and "
+                                             "agreement split) or fidelity (recarena fidelity's per-user random hold-out, 10 + 10 percent of each user's interactions, this seed); "
+                                             "a run refuses an adapter of another split")
     base: Path | None = option(None, "a local Hugging Face causal LM folder (config.json, weights, tokenizer); default: the embedded SmolLM2")
     users: int = option(DEFAULT_EXAMPLES.users, "training users sampled for examples (0: every user with enough history)")
     targets: int = option(DEFAULT_EXAMPLES.targets, "real next items per user (its last training interactions): Yes and its rating")
@@ -96,7 +100,8 @@ def run_tune_llm(config: TuneLLMConfig) -> dict[str, Any]:
     from recarena.agents.tuning.pipeline import TuneSettings, tune_lora  # torch models load only for a run
 
     dataset = load_dataset(config.dataset)
-    train = leave_one_out(dataset).train_dataset()  # the examples see the training part only
+    split = leave_one_out(dataset) if config.split == "loo" else random_holdout(dataset, 0.1, 0.1, seed=config.seed)
+    train = split.train_dataset()  # the examples see the training part only
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     settings = TuneSettings(config.example_config(), config.recipe(), config.base, config.seed)

@@ -53,6 +53,19 @@ def test_the_cli_writes_a_content_addressed_adapter_with_its_manifest(synthetic_
     assert "adapter: " + str(folder) in printed and "6 steps" in printed
 
 
+def test_the_fidelity_split_tunes_on_the_training_part_fidelity_checks_against(synthetic_folder, tiny_base, tmp_path):
+    """An adapter's manifest names the training part it saw; recarena fidelity refuses any other (test_adapter_guard)."""
+    from recarena.simulator.data import load_dataset
+    from recarena.simulator.data.splits import random_holdout
+
+    assert main([*command(synthetic_folder, tiny_base, tmp_path / "run", "--split", "fidelity"), "--steps", "1"]) == 0
+    (folder,) = adapters(tmp_path / "run")
+    seen = json.loads((folder / "manifest.json").read_text())["data"]["fingerprint"]
+    data = load_dataset(str(synthetic_folder))
+    assert seen == random_holdout(data, 0.1, 0.1, seed=0).train_dataset().fingerprint()
+    assert seen != leave_one_out(data).train_dataset().fingerprint()
+
+
 def test_the_examples_see_the_training_part_only(small_synthetic, tiny_base, tmp_path, monkeypatch):
     """A held-out interaction planted in validation and test (a unique time, an item the user never had in training)
     reaches neither the examples nor the data they are built from."""
