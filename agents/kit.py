@@ -30,9 +30,11 @@ from .language_user import LLM_ONLY, Blend, LanguageUser
 from .preferences import PreferenceConfig, PreferenceModel, fit_preferences
 from .profile import ProfileConfig, UserProfile, build_profiles
 from .statistical import BehaviourConfig, StatisticalBehaviour, StatisticalUser, activity_tier_array
+from .user_kinds import PluginUserMaker, UserKindError, user_kind_maker, user_kind_needs_llm
 
-# The kinds of simulated user a scenario can ask the kit for.
-UserKind = Literal["statistical", "llm", "hybrid"]
+# The kinds of simulated user a scenario can ask the kit for: statistical, llm, hybrid, or a plugin's
+# (a registered name, see user_kinds.py: `user_kind_names()`).
+UserKind = str
 # The users' interest: moved by recent items and popularity (fitted on validation data), or a static taste.
 UserModel = Literal["dynamic", "static"]
 
@@ -71,20 +73,24 @@ class UserKit:
         return self._language_user(user, rng, llm, blend, memory)
 
     def factory(self, kind: UserKind, llm: Any = None, blend: Blend | None = None) -> Callable[[int, np.random.Generator], Any]:
-        """The user maker of `kind`: ``make(user_id, rng)`` gives a statistical, LLM or hybrid user.
+        """The user maker of `kind`: ``make(user_id, rng)`` gives a statistical, LLM, hybrid or plugin user.
 
         LLM and hybrid users need `llm`; hybrid users also a calibrated `blend` (`calibration.calibrate_on_validation`).
-        The makers are picklable (partials of this kit's methods), so they travel to parallel workers."""
+        A plugin kind's maker (user_kinds.py) gets this kit and `llm`. The makers are picklable (partials of this
+        kit's methods), so they travel to parallel workers. An unknown or broken kind is a `UserKindError`."""
         if kind == "statistical":
             return self.statistical_user
-        if kind not in ("llm", "hybrid"):
-            raise ValueError(f"unknown user kind {kind!r}; choose statistical, llm or hybrid")
+        maker = user_kind_maker(kind)
+        if maker is not None:
+            if llm is None and user_kind_needs_llm(kind):
+                raise UserKindError(f"{kind} users need an LLM")
+            return PluginUserMaker(maker, self, llm)
         if llm is None:
-            raise ValueError(f"{kind} users need an LLM")
+            raise UserKindError(f"{kind} users need an LLM")
         if kind == "llm":
             return partial(self.llm_user, llm=llm)
         if blend is None:
-            raise ValueError("hybrid users need a calibrated blend (see recarena.agents.calibration)")
+            raise UserKindError("hybrid users need a calibrated blend (see recarena.agents.calibration)")
         return partial(self.hybrid_user, llm=llm, blend=blend)
 
     def _language_user(self, user, rng, llm, blend, memory) -> LanguageUser:

@@ -14,12 +14,12 @@ from .errors import ParamsError, RecommenderError
 from .models import BPR, ItemKNN, LightGCN, MostPopular, RandomRecommender, SASRec
 from .offline import evaluate_recommender, history_scorer
 from .params import EmbeddingParams, Params, TrainedParams
-from .registry import REGISTRY, build_recommender, build_recommender_from_config, parse_assignments, recommender_class, recommender_names
+from .registry import REGISTRY, broken_recommender_plugins, build_recommender, build_recommender_from_config, parse_assignments, recommender_class, recommender_names
 from .retrieval import ItemIndex, retrieval_recall
 
 __all__ = [
     "BPR", "REGISTRY", "EmbeddingParams", "ItemIndex", "ItemKNN", "LightGCN", "MostPopular", "Params", "ParamsError",
     "RandomRecommender", "Recommendations", "Recommender", "RecommenderError", "SASRec", "TrainedParams",
-    "build_recommender", "build_recommender_from_config", "check_recommender", "evaluate_recommender",
+    "broken_recommender_plugins", "build_recommender", "build_recommender_from_config", "check_recommender", "evaluate_recommender",
     "history_scorer", "parse_assignments", "recommender_class", "recommender_names", "retrieval_recall", "user_histories",
 ]  # fmt: skip

@@ -22,7 +22,9 @@ from typing import TextIO
 
 from recarena.agents.llm.health import LLMHealthError
 from recarena.agents.llm.protocol import LLMSpecError
+from recarena.agents.user_kinds import UserKindError, user_kind_plugins
 from recarena.recommenders import RecommenderError
+from recarena.recommenders.registry import recommender_plugins
 from recarena.simulator.data import DataError, load_dataset
 from recarena.simulator.rundir import RunDirectoryError
 from recarena.simulator.snapshots import UnsafeSnapshotError
@@ -55,8 +57,21 @@ def run_experiment_file(namespace: argparse.Namespace) -> None:
     run_scenario(*load_experiment(namespace.file))
 
 
+def plugins_epilog() -> str:
+    """What ``recarena --help`` says of the plugins (entry points ``recarena.recommenders`` and ``recarena.users``): the
+    usable names with their distributions, and the broken ones' names (asking for one says why, in one line)."""
+    recommenders, kinds = recommender_plugins(), user_kind_plugins()
+    lines = [f"plugin {what}: " + ", ".join(f"{name} ({table.distributions[name]})" for name in table.loaded)
+             for what, table in (("recommenders", recommenders), ("user kinds", kinds)) if table.loaded]  # fmt: skip
+    broken = [*recommenders.broken.values(), *kinds.broken.values()]
+    if broken:
+        lines.append("broken plugins (asking for one says why): " + ", ".join(f"{b.name} ({b.distribution})" for b in broken))
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="recarena", description="An arena where recommenders meet simulated users.")
+    parser = argparse.ArgumentParser(prog="recarena", description="An arena where recommenders meet simulated users.",
+                                     epilog=plugins_epilog() or None, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = commands.add_parser("data", help="inspect datasets")
@@ -97,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _one_line_warnings(python_show)
     try:
         args.handler(args)
-    except (DataError, RecommenderError, ScenarioError, RunDirectoryError, UnsafeSnapshotError) as error:
+    except (DataError, RecommenderError, ScenarioError, RunDirectoryError, UnsafeSnapshotError, UserKindError) as error:
         print(f"recarena: error: {error}", file=sys.stderr)
         return 2
     except LLMSpecError as error:  # a bad LLM setting: bad input

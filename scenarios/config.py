@@ -29,13 +29,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from recarena.agents.kit import UserKind, UserModel
+from recarena.agents.kit import UserModel
+from recarena.agents.user_kinds import BUILTIN_USER_KINDS, UserKindError, user_kind_maker, user_kind_names
 from recarena.agents.llm.health import DEFAULT_MAX_FAILURE_RATE
 from recarena.recommenders import RecommenderError, parse_assignments, recommender_class
 
 from recarena.scenarios.contract import ScenarioError
 
 T = TypeVar("T")
+
+# The registered user kinds (built-ins, then plugins), read from the registry; a Literal so --help lists them. Broken
+# plugins' names are accepted here so that asking for one reports its distribution in one line (`check_user_kind`).
+UserKindName = Literal[tuple(user_kind_names(with_broken=True))]  # type: ignore[valid-type]
+_PLUGIN_KINDS = "".join(f"; from plugins: {', '.join(user_kind_names()[len(BUILTIN_USER_KINDS):])}" for _ in user_kind_names()[len(BUILTIN_USER_KINDS):][:1])
 
 
 def option(default: Any, help: str, **kwargs: Any) -> Any:
@@ -166,4 +172,12 @@ class SimulatedUserOptions(LLMOptions):
 class UserKindOptions(SimulatedUserOptions):
     """The options of a scenario whose simulated users are all of one kind."""
 
-    user_kind: UserKind = option("statistical", "simulated users: statistical (fast, no LLM), llm, or hybrid (LLM pooled with the data)")
+    user_kind: UserKindName = option("statistical", "simulated users: statistical (fast, no LLM), llm, or hybrid (LLM pooled with the data)"
+                                                    + _PLUGIN_KINDS)
+
+    def check_user_kind(self) -> None:
+        """ScenarioError naming ``user_kind`` when it is unknown or a broken plugin."""
+        try:
+            user_kind_maker(self.user_kind)
+        except UserKindError as error:
+            raise ScenarioError(f"user_kind: {error}") from None

@@ -105,7 +105,8 @@ class ABConfig(UserKindOptions):
         if len(models) < (1 if self.aa else 2):
             raise ABConfigError(f"arms: need at least two arms, got {self.arms!r}")
         for model in models:
-            recommender_class(model)  # RecommenderError naming the valid ones
+            recommender_class(model)  # RecommenderError naming the valid ones (or a broken plugin's distribution)
+        self.check_user_kind()
         if self.control and self.control not in self.arm_labels():
             raise ABConfigError(f"control: {self.control!r} is not one of the arms {self.arm_labels()}")
         for name, value, low in (("users", self.users, 2), ("pages", self.pages, 1), ("slate_size", self.slate_size, 1),

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from recarena.agents.kit import UserKind
+from recarena.agents.user_kinds import user_kind_needs_llm
 from recarena.agents.llm.health import DEFAULT_MAX_FAILURE_RATE
 
 from recarena.simulator.arm_sessions import ArmRun, Twins, simulate_arm
@@ -78,7 +79,7 @@ def _worker_llm(config: ShardSettings) -> Any:
 def run_shard(shared: tuple[World, ShardSettings], shard: ArmShard) -> ArmRun:
     """Simulate one shard (runs wherever the executor puts it)."""
     world, config = shared
-    if config.user_kind != "statistical" and world.llm is None:
+    if user_kind_needs_llm(config.user_kind) and world.llm is None:
         world = dataclasses.replace(world, llm=_worker_llm(config))
     twins = Twins(world.user_factory(config.user_kind), shard.users, config.seed)
     return simulate_arm(shard.run, shard.label, shard.position, world.recommenders[shard.model], twins, shard.users, seed=config.seed,

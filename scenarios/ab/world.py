@@ -24,6 +24,7 @@ from typing import Any, Callable, Literal
 
 from recarena.agents.kit import UserKind, UserKit, UserModel, build_user_kit
 from recarena.agents.llm.health import DEFAULT_MAX_FAILURE_RATE
+from recarena.agents.user_kinds import user_kind_needs_llm
 from recarena.recommenders import Recommender, build_recommender
 from recarena.simulator.data import Dataset, load_dataset
 from recarena.simulator.data.splits import Split, leave_one_out, temporal_split
@@ -79,7 +80,7 @@ def build_world_llm(spec: WorldSpec) -> Any:
 
     Built apart so that a run can build it before it writes anything: an endpoint that does not
     answer is an `LLMHealthError` before a run directory exists."""
-    if spec.user_kind == "statistical":
+    if not user_kind_needs_llm(spec.user_kind):
         return None
     from recarena.agents.llm import build_llm
 
@@ -105,11 +106,11 @@ def build_world(spec: WorldSpec, models_dir: Path | None = None, llm: Any = None
             if path is not None:
                 built.save(path)
         recommenders[model], seconds[model] = built, time.perf_counter() - started
-    if spec.user_kind != "statistical":
+    if user_kind_needs_llm(spec.user_kind):
         check_llm_training_data([spec.llm], split.train_dataset())
     kit = build_user_kit(train, seed=spec.seed, validation=split.valid if spec.user_model == "dynamic" else None)
     world = World(dataset, split, kit, recommenders, seconds)
-    if spec.user_kind != "statistical":
+    if user_kind_needs_llm(spec.user_kind):
         from recarena.agents.calibration import calibrate_on_validation
 
         world.llm = llm if llm is not None else build_world_llm(spec)

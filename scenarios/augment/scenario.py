@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from recarena.agents.user_kinds import user_kind_needs_llm
 from recarena.recommenders import (
     RecommenderError,
     build_recommender,
@@ -239,7 +240,7 @@ def run_augment(config: AugmentConfig) -> dict[str, Any]:
     dataset = load_dataset(config.dataset)
     split = leave_one_out(dataset)
     llm = None
-    if config.user_kind != "statistical":
+    if user_kind_needs_llm(config.user_kind):
         from recarena.agents.llm import build_llm
 
         llm = build_llm(config.llm, config.llm_cache, max_failure_rate=config.max_llm_failure_rate)

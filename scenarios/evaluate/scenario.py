@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from recarena.recommenders import Recommender, RecommenderError, build_recommender, history_scorer, parse_assignments
-from recarena.recommenders.registry import recommender_class, recommender_names
+from recarena.recommenders.registry import broken_recommender_plugins, recommender_class, recommender_names
 from recarena.recommenders.evaluation import EvaluationResult, evaluate, evaluate_sampled
 from recarena.simulator.atomic import write_text_atomically
 from recarena.simulator.data import load_dataset
@@ -24,8 +24,9 @@ from recarena.simulator.data.splits import Split, make_split
 from recarena.scenarios.config import CommonOptions, option
 from recarena.scenarios.contract import Scenario, ScenarioError, check_out_folder
 
-# The registry's names, read from it so a new recommender needs no edit here; a Literal so --help lists them.
-ModelName = Literal[tuple(recommender_names())]  # type: ignore[valid-type]
+# The registry's names (built-ins, then plugins), read from it so a new recommender needs no edit here; a Literal so
+# --help lists them. Broken plugins' names are accepted here so that asking for one reports its distribution in one line.
+ModelName = Literal[tuple(dict.fromkeys(recommender_names() + [p.name for p in broken_recommender_plugins()]))]  # type: ignore[valid-type]
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""A broken recarena plugin (tests only)."""
