@@ -1,6 +1,9 @@
 """A scenario killed with SIGKILL mid-way and run again simulates only the sessions it had not stored, and ends
-with exactly the events and figures of an uninterrupted run: the A/B test, the feedback loop and the agreement
-check (local backend, statistical users, a tiny synthetic world)."""
+with exactly the events and figures of an uninterrupted run: the A/B test and the feedback loop (local backend,
+statistical users, a tiny synthetic world). The feedback loop's run is the population's (`recarena.simulator.population`):
+its users' snapshots, figures and recommender updates restored from the store. The agreement check stores its
+sessions through the A/B test's engine (it passes here too, as ``agreement --arms random,pop,itemknn``; left out to
+keep the suite's time); `tune-llm`'s own kill test is in tests/scenarios/tune_llm."""
 
 from __future__ import annotations
 
@@ -24,10 +27,9 @@ from recarena.simulator.events import WALL_CLOCK_COLUMNS, EventStore
 WORKER = Path(__file__).with_name("kill_worker.py")
 QUIET = ["--no-progress", "--no-html", "--bootstrap", "100"]
 COMMANDS = {
-    "ab": ["ab", "--users", "60", "--pages", "3", "--arms", "pop,random"],
+    "ab": ["ab", "--users", "40", "--pages", "3", "--arms", "pop,random"],
     # Two arms of their own event stores, three rounds, the recommender updated after each.
-    "feedback-loop": ["feedback-loop", "--users", "60", "--rounds", "3", "--pages", "2", "--arms", "pop,random"],
-    "agreement": ["agreement", "--users", "50", "--pages", "3", "--arms", "random,pop,itemknn", "--no-compare-static"],
+    "feedback-loop": ["feedback-loop", "--users", "50", "--rounds", "3", "--pages", "2", "--arms", "pop,random"],
 }
 #: What differs between two runs of the same settings by design: wall-clock times, the run folder, whether it resumed.
 UNREPEATABLE = {"run", "out", "directory", "seconds", "fit_seconds", "results_file", "report", "llm", "llm_total", "resumed"}
