@@ -29,19 +29,9 @@ import numpy as np
 from scipy import stats
 
 from recarena.scenarios.ab.scenario import ABConfig, build_world, run_aa
+from recarena.scenarios.comparisons import false_positive_bounds as rate_bounds
 
 METRICS = ("watch_rate", "mean_rating", "pages", "satisfaction")
-
-
-def rate_bounds(runs: int, alpha: float = 0.05, tail: float = 0.0025) -> tuple[int, int]:
-    """Counts [lo, hi] of runs with p < alpha that a true rate of `alpha` leaves with probability under `tail` each side."""
-    hi = int(stats.binom.isf(tail, runs, alpha))
-    while stats.binom.sf(hi, runs, alpha) >= tail:
-        hi += 1
-    lo = int(stats.binom.ppf(tail, runs, alpha))
-    while lo > 0 and stats.binom.cdf(lo - 1, runs, alpha) >= tail:
-        lo -= 1
-    return lo, hi
 
 
 def describe_aa(result: dict, label: str) -> bool:

@@ -283,3 +283,15 @@ def gini_of(counts: np.ndarray) -> np.ndarray:
     weights = 2 * np.arange(1, n + 1) - n - 1
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, (x @ weights) / (n * total), np.nan)
+
+
+def false_positive_bounds(runs: int, alpha: float = 0.05, tail: float = 0.0025) -> tuple[int, int]:
+    """Counts [lo, hi] of A/A runs with p < `alpha` that an honest test (a true false-positive rate of `alpha`) leaves
+    with probability under `tail` on each side: the bounds an A/A self-check holds each metric to."""
+    hi = int(sps.binom.isf(tail, runs, alpha))
+    while sps.binom.sf(hi, runs, alpha) >= tail:
+        hi += 1
+    lo = int(sps.binom.ppf(tail, runs, alpha))
+    while lo > 0 and sps.binom.cdf(lo - 1, runs, alpha) >= tail:
+        lo -= 1
+    return lo, hi

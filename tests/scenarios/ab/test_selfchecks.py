@@ -19,6 +19,7 @@ import pytest
 from scipy import stats
 
 from recarena.scenarios.ab.scenario import ABConfig, build_world, run_aa, run_ab
+from recarena.scenarios.comparisons import false_positive_bounds
 
 AA_METRICS = ("watch_rate", "mean_rating", "pages", "satisfaction")
 TAIL = 0.0025
@@ -27,13 +28,7 @@ TAIL = 0.0025
 
 def rate_bounds(runs: int, alpha: float = 0.05) -> tuple[int, int]:
     """Counts [lo, hi] of runs with p < alpha that a true rate of `alpha` leaves with probability under TAIL each side."""
-    hi = int(stats.binom.isf(TAIL, runs, alpha))
-    while stats.binom.sf(hi, runs, alpha) >= TAIL:
-        hi += 1
-    lo = int(stats.binom.ppf(TAIL, runs, alpha))
-    while lo > 0 and stats.binom.cdf(lo - 1, runs, alpha) >= TAIL:
-        lo -= 1
-    return lo, hi
+    return false_positive_bounds(runs, alpha, TAIL)
 
 
 def assert_honest(result: dict) -> None:
