@@ -36,7 +36,7 @@ from recarena.recommenders import build_recommender
 from recarena.scenarios.ab.scenario import ABConfig, World, run_ab
 from recarena.simulator.data.splits import leave_one_out
 from recarena.simulator.data.synthetic import SyntheticConfig, generate_synthetic
-from recarena.simulator.events import WALL_CLOCK_COLUMNS, EventStore
+from recarena.simulator.events import EventStore, without_wall_clock
 from recarena.simulator.parallel import start_local_ray
 
 
@@ -78,7 +78,7 @@ def ray_workers_rss_gb() -> float:
 def events_fingerprint(store: EventStore) -> tuple[int, int]:
     """(impressions, hash of every impression but the wall-clock columns): compares runs without holding two frames."""
     frame = store.impressions()
-    frame = frame.drop(columns=[c for c in WALL_CLOCK_COLUMNS if c in frame.columns])
+    frame = without_wall_clock(frame)
     return len(frame), int(pd.util.hash_pandas_object(frame, index=False).to_numpy().sum(dtype=np.uint64))
 
 

@@ -63,6 +63,12 @@ SESSION_COLUMNS = ("run", "arm", "round", "user", "session", "pages", "shown", "
 WALL_CLOCK_COLUMNS = ("shown_at", "reacted_at", "started_at", "ended_at", "completed_at")
 
 
+def without_wall_clock(frame: pd.DataFrame, *also: str) -> pd.DataFrame:
+    """`frame` (impressions or sessions) without its wall-clock columns (and the columns named in `also`): what two
+    runs of the same settings must store alike."""
+    return frame.drop(columns=[c for c in (*WALL_CLOCK_COLUMNS, *also) if c in frame.columns])
+
+
 @dataclass
 class PageRecord:
     """One page of a session as the store keeps it."""

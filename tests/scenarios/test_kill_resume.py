@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from recarena.scenarios.cli import main
-from recarena.simulator.events import WALL_CLOCK_COLUMNS, EventStore
+from recarena.simulator.events import EventStore, without_wall_clock
 
 WORKER = Path(__file__).with_name("kill_worker.py")
 QUIET = ["--no-progress", "--no-html", "--bootstrap", "100"]
@@ -70,7 +70,7 @@ def events(run_dir: Path) -> list[pd.DataFrame]:
         with EventStore(path) as store:
             both = store.impressions(), store.sessions()
         for frame, keys in zip(both, (["run", "arm", "round", "user", "page", "position"], ["run", "arm", "round", "user"])):
-            frame = frame.drop(columns=[c for c in WALL_CLOCK_COLUMNS if c in frame.columns])
+            frame = without_wall_clock(frame)
             frames.append(frame.sort_values(keys).reset_index(drop=True))
     return frames
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from recarena.scenarios.cli import main
-from recarena.simulator.events import WALL_CLOCK_COLUMNS, EventStore
+from recarena.simulator.events import EventStore, without_wall_clock
 
 pytestmark = pytest.mark.requires("llama_cpp")
 
@@ -41,7 +41,7 @@ def events(out: Path) -> list[pd.DataFrame]:
     for path in sorted(out.rglob("events.sqlite")):
         with EventStore(path) as store:
             for frame in (store.impressions(), store.sessions()):
-                frames.append(frame.drop(columns=[c for c in (*WALL_CLOCK_COLUMNS, "llm_calls") if c in frame.columns]))
+                frames.append(without_wall_clock(frame, "llm_calls"))
     return frames
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from recarena.recommenders import build_recommender
-from recarena.simulator.events import WALL_CLOCK_COLUMNS
+from recarena.simulator.events import without_wall_clock
 from recarena.simulator.metrics import FIGURES, genre_diversity, gini
 from recarena.simulator.population import Population, PopulationConfig
 
@@ -20,7 +20,7 @@ def play(kit, seed=0, **overrides):
 
 
 def events_of(population):
-    return population.events.impressions().drop(columns=list(set(WALL_CLOCK_COLUMNS) & set(population.events.impressions().columns)))
+    return without_wall_clock(population.events.impressions())
 
 
 def test_seeded_runs_are_reproducible_and_seeds_differ(tiny_kit):

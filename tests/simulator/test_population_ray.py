@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from recarena.agents.statistical import StatisticalUser
 from recarena.recommenders import build_recommender
-from recarena.simulator.events import WALL_CLOCK_COLUMNS
+from recarena.simulator.events import WALL_CLOCK_COLUMNS, without_wall_clock
 from recarena.simulator.exploration import SlatePolicy
 from recarena.simulator.parallel import start_local_ray
 from recarena.simulator.population import Population, PopulationConfig
@@ -19,7 +19,7 @@ CONFIG = PopulationConfig(rounds=3, slate_size=5, max_pages=4, batch_size=7, upd
 
 def events(population):
     frame = population.events.impressions()
-    return frame.drop(columns=[c for c in WALL_CLOCK_COLUMNS if c in frame.columns])
+    return without_wall_clock(frame)
 
 
 def play(kit, config, run_dir=None, rounds=None):

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from recarena.recommenders import build_recommender
-from recarena.simulator.events import WALL_CLOCK_COLUMNS
+from recarena.simulator.events import without_wall_clock
 from recarena.simulator.exploration import SlatePolicy, epsilon_slots, genre_unit_vectors, mmr_rerank
 from recarena.simulator.metrics import bubble_figures, group_genre_figures
 from recarena.simulator.population import Population, PopulationConfig
@@ -64,7 +64,7 @@ def play(kit, **overrides):
     population = Population(kit, build_recommender("pop").fit(kit.history), config, seed=2)
     population.run()
     frame = population.events.impressions()
-    return frame.drop(columns=list(set(WALL_CLOCK_COLUMNS) & set(frame.columns)))
+    return without_wall_clock(frame)
 
 
 def test_a_frozen_recommender_never_reshows_what_a_user_watched(tiny_kit):
