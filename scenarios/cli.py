@@ -6,7 +6,8 @@ experiment. Errors a person can fix (bad data, bad options, a bad LLM setting su
 another model, a busy or foreign run directory) print
 one line and exit with status 2; an LLM that does not answer, or falls back more often than
 ``--max-llm-failure-rate`` allows (`LLMHealthError`), prints one line and exits with status 1, with no
-results written; anything else is a bug and keeps its traceback. A scenario's
+results written, and so does a recommender service that stops answering mid-run or fails more often than
+``--max-service-failure-rate`` allows (`ServiceHealthError`; one that does not answer at start is a bad setting, 2); anything else is a bug and keeps its traceback. A scenario's
 warnings (`ScenarioWarning`: fewer users than asked, say) print one line too.
 """
 
@@ -24,6 +25,7 @@ from recarena.agents.llm.health import LLMHealthError
 from recarena.agents.llm.protocol import LLMSpecError
 from recarena.agents.user_kinds import UserKindError, user_kind_plugins
 from recarena.recommenders import RecommenderError
+from recarena.recommenders.errors import ServiceHealthError
 from recarena.recommenders.registry import recommender_plugins
 from recarena.simulator.data import DataError, load_dataset
 from recarena.simulator.rundir import RunDirectoryError
@@ -112,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _one_line_warnings(python_show)
     try:
         args.handler(args)
+    except ServiceHealthError as error:  # before RecommenderError, its base: the run could not go on, like a dead LLM
+        print(f"recarena: error: {error}", file=sys.stderr)
+        return 1
     except (DataError, RecommenderError, ScenarioError, RunDirectoryError, UnsafeSnapshotError, UserKindError) as error:
         print(f"recarena: error: {error}", file=sys.stderr)
         return 2

@@ -181,3 +181,32 @@ class UserKindOptions(SimulatedUserOptions):
             user_kind_maker(self.user_kind)
         except UserKindError as error:
             raise ScenarioError(f"user_kind: {error}") from None
+
+
+@dataclass
+class ServiceArmOptions(UserKindOptions):
+    """The options of a scenario whose arms may be recommender services (``--arms http://HOST:PORT/PATH``; docs/service.md).
+
+    They say how the arena calls a service, never what it shows, so a run's recorded settings leave them out."""
+
+    service_timeout: float = option(10.0, "seconds one request to a recommender service may take before it counts as failed")
+    service_retries: int = option(2, "retries of a request to a recommender service after a transport error, a timeout or a 5xx answer")
+    service_concurrency: int = option(8, "requests in flight together to a recommender service (one per user of a batch)")
+    max_service_failure_rate: float = option(DEFAULT_MAX_FAILURE_RATE, "stop the run (exit 1) when more than this share of a service's "
+                                                                       "calls fail after their retries, over the first 20 or the last 100 "
+                                                                       "(1: never stop); a service that stops answering stops it at once")
+
+    SERVICE_FIELDS = ("service_timeout", "service_retries", "service_concurrency", "max_service_failure_rate")
+
+    def service_params(self) -> dict[str, float | int]:
+        """The parameters of each served arm's `HttpRecommender` (url aside); ScenarioError naming the option when one is impossible."""
+        if not self.service_timeout > 0:
+            raise ScenarioError(f"service_timeout: must be above 0, got {self.service_timeout}")
+        if not 0 <= self.service_retries <= 10:
+            raise ScenarioError(f"service_retries: must be in 0..10, got {self.service_retries}")
+        if not 1 <= self.service_concurrency <= 256:
+            raise ScenarioError(f"service_concurrency: must be in 1..256, got {self.service_concurrency}")
+        if not 0.0 <= self.max_service_failure_rate <= 1.0:
+            raise ScenarioError(f"max_service_failure_rate: must be in [0, 1], got {self.max_service_failure_rate}")
+        return {"timeout_s": self.service_timeout, "retries": self.service_retries, "concurrency": self.service_concurrency,
+                "max_failure_rate": self.max_service_failure_rate}  # fmt: skip

@@ -80,14 +80,17 @@ class SlatePolicy:
 
 def build_slates(recommender: Any, policy: SlatePolicy, users: Sequence[int], shown: Sequence[Sequence[int]], slate_size: int,
                  rngs: Sequence[np.random.Generator], *, also: Sequence[Collection[int]] | None = None, n_items: int = 0,
-                 genre_vectors: np.ndarray | None = None) -> list[list[int]]:  # fmt: skip
+                 genre_vectors: np.ndarray | None = None, pages: Sequence[Any] | None = None) -> list[list[int]]:  # fmt: skip
     """Each user's slate by `policy` (empty when nothing is left to show; see the module docstring).
 
     `shown`: per user, the items shown earlier in the session; `also`: per user, more items never to
     show; `rngs`: per user, the generator the policy explores with; `n_items`: the catalogue an
-    epsilon slot draws from; `genre_vectors`: the items' unit genre vectors for MMR."""
+    epsilon slot draws from; `genre_vectors`: the items' unit genre vectors for MMR; `pages`: per user,
+    the session's pages so far (`session_pages`), passed on to a recommender that sets ``takes_session_pages``
+    (a recommender service) and to no other."""
     exclude = exclusions(recommender, users, shown, also)
-    top = recommender.recommend(np.asarray(users, dtype=np.int64), policy.depth(slate_size), exclude=exclude)
+    session = {"pages": pages} if pages is not None and getattr(recommender, "takes_session_pages", False) else {}
+    top = recommender.recommend(np.asarray(users, dtype=np.int64), policy.depth(slate_size), exclude=exclude, **session)
     ranked = np.asarray(top.items)
     picked = mmr_rerank(ranked, np.asarray(top.scores), slate_size, genre_vectors, policy.mmr) if policy.mmr > 0 else ranked
     slates = [[i for i in row if i >= 0] for row in picked[:, :slate_size].tolist()]

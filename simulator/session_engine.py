@@ -12,7 +12,8 @@ are and how they are seeded; the engine runs their sessions, ``batch_size`` at a
    (`build_slates`, exploration.py): never an item the recommender knows the user had
    (``Recommender.known_items``), nor one shown earlier in the session, nor, with ``exclude_watched``,
    one the user watched in an earlier session (`Seat.watched`); exploring draws come from the seat's
-   ``explore_rng``;
+   ``explore_rng``; a recommender that sets ``takes_session_pages`` (a recommender service) is also told
+   the session's pages so far (`session_pages`);
 2. `show_pages` (sessions.py) collects the reactions: users that share a batch behaviour are decided
    together over arrays, the others' LLM calls are in flight together;
 3. a user who left, reached ``pages`` or got no slate (the catalogue ran out) ends its session: the
@@ -39,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from recarena.agents.contract import SessionContext, SimulatedUser
+from recarena.agents.contract import ItemReaction, SessionContext, SimulatedUser
 
 from .events import EventStore, PageRecord, SessionRecord
 from .exploration import SlatePolicy, build_slates
@@ -133,8 +134,10 @@ def _batch(plan: SessionPlan, recommender: Any, seats: list[Seat], store: EventS
         if not alive:
             break
         also = [seats[k].watched for k in alive] if plan.exclude_watched else None
+        pages = [session_pages(logged[k]) for k in alive] if getattr(recommender, "takes_session_pages", False) else None
         slates = build_slates(recommender, plan.policy, [seats[k].user_id for k in alive], [shown[k] for k in alive], plan.slate_size,
-                              [seats[k].explore_rng for k in alive], also=also, n_items=plan.n_items, genre_vectors=plan.genre_vectors)  # fmt: skip
+                              [seats[k].explore_rng for k in alive], also=also, n_items=plan.n_items, genre_vectors=plan.genre_vectors,
+                              pages=pages)  # fmt: skip
         viewing = [k for k, slate in zip(alive, slates) if slate]
         started = time.time()
         reactions = show_pages([seats[k].user for k in viewing], [slate for slate in slates if slate], plan.threads)
@@ -153,6 +156,12 @@ def _batch(plan: SessionPlan, recommender: Any, seats: list[Seat], store: EventS
                 still.append(k)
         alive = still
     return records
+
+
+def session_pages(pages: Sequence[PageRecord]) -> list[list[ItemReaction]]:
+    """A session's pages so far as a recommender service reads them: per page, each item shown with whether it was
+    watched and its rating (``item``, ``watched``, ``rating``: the shape of `recarena.recommenders.service.ShownItem`)."""
+    return [list(page.reaction.items) for page in pages]
 
 
 def _finish(plan: SessionPlan, seat: Seat, pages: list[PageRecord], left: bool, store: EventStore | None, keep_state: bool) -> SessionRecord:

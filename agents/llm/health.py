@@ -10,6 +10,10 @@ guess, and the results would look real. Two checks stop that:
   fallbacks among all so far, or among the last `window`, above `max_failure_rate` raises
   :class:`LLMHealthError` from the call that crossed it, and from every later call (so all
   threads of a batch stop, not only one).
+
+The rule is not the LLM's alone: a recommender service (`recarena.recommenders.service`) counts its failed
+calls by the same rule, through a subclass that names its own error type and words its own message
+(`error_type`, `_message`), and stops at once when the service is gone (`trip`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import collections
 import threading
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from .accounting import redact
 from .protocol import Backend, LLMError
@@ -41,6 +46,8 @@ class HealthRule:
     requests: int = 0
     failures: int = 0
     tripped: str | None = None
+    error_type: ClassVar[type[Exception]] = LLMHealthError
+    """What a broken rule raises (a subclass for another kind of dependency names its own)."""
     _recent: collections.deque = field(default_factory=collections.deque, repr=False)
 
     def __post_init__(self) -> None:
@@ -61,7 +68,15 @@ class HealthRule:
                 self.tripped = self._verdict(reason)
             message = self.tripped
         if message is not None:
-            raise LLMHealthError(message)
+            raise self.error_type(message)
+
+    def trip(self, message: str) -> None:
+        """Break the rule now with `message` (a dependency known to be gone), so that this and every later call raise."""
+        with self._lock:
+            if self.tripped is None:
+                self.tripped = message
+            message = self.tripped
+        raise self.error_type(message)
 
     def _verdict(self, reason: str) -> str | None:
         if self.requests < self.min_requests or self.max_failure_rate >= 1.0:
@@ -71,6 +86,10 @@ class HealthRule:
         if overall <= self.max_failure_rate and recent <= self.max_failure_rate:
             return None
         last = f"; last error: {reason.splitlines()[0][:200]}" if reason else ""
+        return self._message(overall, recent, last)
+
+    def _message(self, overall: float, recent: float, last: str) -> str:
+        """The one line a broken rule raises (`last`: "; last error: ..." or empty)."""
         return (f"the LLM failed {self.failures} of {self.requests} requests ({overall:.0%}; {recent:.0%} of the last "
                 f"{len(self._recent)}), above --max-llm-failure-rate {self.max_failure_rate:g}: the results would be "
                 f"fallbacks, not answers{last}")

@@ -7,7 +7,11 @@ answer: every arm was also simulated, so its true watch rate sits beside the est
 probability epsilon, it shows a uniformly random ordered slate of ``slate_size`` items from its top
 ``pool`` items; otherwise its top ``slate_size`` in order. The propensity of item i at slot k
 is therefore exact: ``pi0(i, k) = (1 - epsilon) * [i is the control's k-th item]
-+ epsilon / pool * [i is in the control's top pool]``.
++ epsilon / pool * [i is in the control's top pool]``. A control that is a recommender service
+(`recarena.recommenders.service`) may answer with its own propensities, the probability with which its
+policy put each item at its rank; the greedy term is then ``(1 - epsilon) * p_k * [i is its k-th item]``.
+The control is asked again for each user's first page (the same request, so a service that draws from
+its request gives the same answer) and its answer's propensities are the ones used.
 
 **Estimand.** A target arm's watch rate per slot on the first page, where it shows its
 deterministic top ``slate_size`` (the same slate it showed in its own simulated sessions).
@@ -65,11 +69,13 @@ def _features(users: np.ndarray, items: np.ndarray, positions: np.ndarray, popul
 
 
 def estimate(logged_items: np.ndarray, logged_rewards: np.ndarray, target_items: np.ndarray, pool: np.ndarray,
-             epsilon: float, q_target: np.ndarray) -> dict[str, float]:
-    """IPS, SNIPS and DR of the target slates' per-slot reward (arrays ``[users, slots]``; see module docstring)."""
+             epsilon: float, q_target: np.ndarray, pool_propensities: np.ndarray | None = None) -> dict[str, float]:
+    """IPS, SNIPS and DR of the target slates' per-slot reward (arrays ``[users, slots]``; see module docstring).
+
+    `pool_propensities`: the control's own propensity of each pool item at its rank (a service's; None: 1)."""
     k = target_items.shape[1]
     pool_size = (pool >= 0).sum(1, keepdims=True).astype(float)
-    greedy = pool[:, :k] == target_items
+    greedy = (pool[:, :k] == target_items) * (pool_propensities[:, :k] if pool_propensities is not None else 1.0)
     in_pool = (pool[:, :, None] == target_items[:, None, :]).any(1) & (target_items >= 0)
     propensity = (1 - epsilon) * greedy + epsilon * in_pool / np.maximum(pool_size, 1)
     match = (logged_items == target_items) & (target_items >= 0)
@@ -97,7 +103,9 @@ def off_policy_estimates(world: World, impressions: pd.DataFrame, arms: dict[str
     users = np.sort(logged["user"].unique()).astype(np.int64)
     logged_items = _slates(logged, users, k, "item")
     logged_rewards = _slates(logged.assign(watched=logged["watched"].astype(int)), users, k, "watched")
-    pool = np.asarray(world.recommenders[models[control]].recommend(users, max(k, pool_depth), exclude="seen").items, dtype=np.int64)
+    ranked = world.recommenders[models[control]].recommend(users, max(k, pool_depth), exclude="seen")
+    pool = np.asarray(ranked.items, dtype=np.int64)
+    chances = getattr(ranked, "propensities", None)  # a recommender service's own propensities, when it gave any
     train = world.split.train_dataset().interactions
     popularity = np.bincount(train["item"].to_numpy(np.int64), minlength=world.dataset.n_items).astype(float)
     activity = np.bincount(train["user"].to_numpy(np.int64), minlength=world.dataset.n_users).astype(float)
@@ -112,7 +120,7 @@ def off_policy_estimates(world: World, impressions: pd.DataFrame, arms: dict[str
         target = np.asarray(world.recommenders[model].recommend(users, k, exclude="seen").items, dtype=np.int64)
         safe = np.where(target >= 0, target, 0)
         q = 1 / (1 + np.exp(-(_features(user_grid.ravel(), safe.ravel(), positions.ravel(), popularity, activity) @ weights)))
-        figures = estimate(logged_items, logged_rewards, target, pool, epsilon, q.reshape(target.shape))
+        figures = estimate(logged_items, logged_rewards, target, pool, epsilon, q.reshape(target.shape), chances)
         truth_frame = first[first["arm"] == label]
         figures["truth"] = float(truth_frame["watched"].astype(float).mean()) if len(truth_frame) else float("nan")
         figures["naive"] = float(logged["watched"].astype(float).mean())

@@ -34,7 +34,8 @@ from tqdm.auto import tqdm
 
 from recarena.agents.kit import UserKit
 from recarena.agents.statistical import StatisticalBehaviour
-from recarena.recommenders import RecommenderError, recommender_class, recommender_names
+from recarena.recommenders import RecommenderError, recommender_names
+from recarena.recommenders.service import HttpRecommender
 from recarena.simulator.arm_sessions import Twins, fast_statistical_sessions, records_to_frames, simulate_arm, store_frames
 from recarena.simulator.atomic import replaced_atomically
 from recarena.simulator.data import load_dataset
@@ -44,10 +45,11 @@ from recarena.simulator.parallel import make_executor
 from recarena.simulator.rundir import RunDirectory
 
 from recarena.scenarios.ab import metrics as am
+from recarena.scenarios.ab.arms import ArmSpec, arm_labels, check_arms, parse_arms
 from recarena.scenarios.ab.sharded import ShardSettings, shared_world, simulate_arm_sharded
-from recarena.scenarios.ab.world import World, WorldSpec, build_world, build_world_llm
+from recarena.scenarios.ab.world import World, WorldSpec, build_world, build_world_llm, probe_served_arms
 from recarena.scenarios.agreement.summary import agreement_summary
-from recarena.scenarios.config import UserKindOptions, option, parse_model_params
+from recarena.scenarios.config import ServiceArmOptions, option, parse_model_params
 from recarena.scenarios.contract import Scenario, ScenarioError, capped, check_out_folder, where_written, write_results
 from recarena.scenarios.comparisons import Comparison, compare_users, coverage_of, gini_of, holm, population_comparison
 
@@ -62,10 +64,11 @@ class ABConfigError(ScenarioError):
 
 
 @dataclass
-class ABConfig(UserKindOptions):
+class ABConfig(ServiceArmOptions):
     """What `recarena ab` (and `recarena run experiment.yaml`) runs."""
 
-    arms: str = option("pop,bpr", f"comma-separated recommenders under test (registry names: {', '.join(recommender_names())})")
+    arms: str = option("pop,bpr", f"comma-separated recommenders under test: registry names ({', '.join(recommender_names())}) or "
+                                  "recommender services, http://HOST:PORT/PATH or NAME=http://HOST:PORT/PATH (docs/service.md)")
     control: str = option("", "the control arm (default: the first of --arms)")
     model_params: list[str] = option([], "hyper-parameters as MODEL.name=value, e.g. sasrec.epochs=10 bpr.dim=32")
     users: int = option(200, "simulated users (drawn from the dataset's users with the seed)")
@@ -86,16 +89,17 @@ class ABConfig(UserKindOptions):
     ray_address: str = option("", "an existing Ray cluster's address (default: start a local Ray with --workers CPUs)")
     agreement: Path | None = option(None, "an agreement run's folder (recarena agreement) for the report to summarise (default: OUT/agreement when it holds one)")
 
+    def arm_specs(self) -> list[ArmSpec]:
+        """The entries of ``--arms`` (arms.py: registry models and services)."""
+        return parse_arms(self.arms)
+
     def arm_models(self) -> list[str]:
-        return [a.strip() for a in self.arms.split(",") if a.strip()]
+        """Each arm's model: a registry name or a service's URL."""
+        return [a.model for a in self.arm_specs()]
 
     def arm_labels(self) -> list[str]:
-        """Unique labels: a model named twice becomes ``pop`` and ``pop#2``."""
-        labels, seen = [], {}
-        for model in self.arm_models():
-            seen[model] = seen.get(model, 0) + 1
-            labels.append(model if seen[model] == 1 else f"{model}#{seen[model]}")
-        return labels
+        """Unique labels: a model named twice becomes ``pop`` and ``pop#2``; a service is labelled by its name or URL."""
+        return arm_labels(self.arm_specs())
 
     def control_label(self) -> str:
         return self.control or self.arm_labels()[0]
@@ -104,8 +108,7 @@ class ABConfig(UserKindOptions):
         models = self.arm_models()
         if len(models) < (1 if self.aa else 2):
             raise ABConfigError(f"arms: need at least two arms, got {self.arms!r}")
-        for model in models:
-            recommender_class(model)  # RecommenderError naming the valid ones (or a broken plugin's distribution)
+        check_arms(self.arm_specs())  # RecommenderError naming the valid models (or a broken plugin's distribution), a bad URL
         self.check_user_kind()
         if self.control and self.control not in self.arm_labels():
             raise ABConfigError(f"control: {self.control!r} is not one of the arms {self.arm_labels()}")
@@ -125,13 +128,17 @@ class ABConfig(UserKindOptions):
             raise ABConfigError(f"workers: must be at least 1, got {self.workers}")
         if self.backend == "ray" and self.aa:
             raise ABConfigError("backend: the A/A self-check runs in memory; use --backend local with --aa")
+        if self.backend == "ray" and any(a.served for a in self.arm_specs()):
+            raise ABConfigError("backend: served arms run with --backend local (this process counts their calls and latency)")
+        self.service_params()
         parse_model_params(self.model_params, models)  # the values too: a bad one fails before anything is written
         check_out_folder(self.out)
 
     def world_spec(self) -> WorldSpec:
         """What building this test's world reads (validates first; a bad --model-params fails here)."""
         self.validate()
-        return WorldSpec(self.dataset, tuple(dict.fromkeys(self.arm_models())), parse_model_params(self.model_params, self.arm_models()),
+        served = {a.model: self.service_params() for a in self.arm_specs() if a.served}  # a service's parameters: how to call it
+        return WorldSpec(self.dataset, tuple(dict.fromkeys(self.arm_models())), parse_model_params(self.model_params, self.arm_models()) | served,
                          self.user_kind, self.user_model, self.llm, self.llm_cache, self.calibration_users, self.seed, self.progress,
                          max_llm_failure_rate=self.max_llm_failure_rate)  # fmt: skip
 
@@ -152,7 +159,8 @@ class ABConfig(UserKindOptions):
 
     def recorded(self) -> dict[str, Any]:
         """The settings that define the run (what a resume must match)."""
-        skip = {"progress", "html", "threads", "out", "llm_cache", "max_llm_failure_rate", "quotes", "backend", "workers", "ray_address", "agreement"}
+        skip = {"progress", "html", "threads", "out", "llm_cache", "max_llm_failure_rate", "quotes", "backend", "workers", "ray_address", "agreement",
+                *self.SERVICE_FIELDS}
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items() if k not in skip}
 
 
@@ -217,6 +225,8 @@ def run_ab(config: ABConfig, world: World | None = None) -> dict[str, Any]:
     dataset = world.dataset if world is not None else load_dataset(config.dataset)  # nor before the data reads
     capped("users", config.users, dataset.n_users, f"dataset {dataset.name!r}")
     llm = build_world_llm(spec) if world is None else None  # a dead endpoint fails here, before anything is written
+    if world is None:
+        probe_served_arms(spec)  # so does a recommender service that does not answer
     with RunDirectory(config.out, config.recorded(), config.seed, data=dataset) as run_dir:  # locked: one run at a time
         return _run_ab_in(run_dir, config, world or build_world(spec, models_dir=config.out / "models", llm=llm), started)
 
@@ -230,25 +240,32 @@ def _run_ab_in(run_dir: RunDirectory, config: ABConfig, world: World, started: f
     # The control logs for off-policy estimates: a random ordered slate from its top pool on some pages.
     exploration = SlatePolicy(page_epsilon=config.explore, pool=config.explore_pool)
     usage: dict[str, dict[str, float]] = {}
+    served: dict[str, dict[str, Any]] = {}  # each served arm's calls during its sessions
     bar = tqdm(total=sum(len(v) for v in arms.values()), desc="sessions (users x arms)", disable=not config.progress)
     executor = make_executor(config.backend, config.workers, config.ray_address or None) if config.backend != "local" else None
     shared = executor.share(shared_world(world, config.shard_settings())) if executor is not None else None
     for position, label in enumerate(labels):
         explore = exploration if label == control else SlatePolicy()
+        recommender = world.recommenders[models[label]]
+        mark = recommender.calls.mark() if isinstance(recommender, HttpRecommender) else None
         if executor is None:
-            arm_run = simulate_arm(RUN, label, position, world.recommenders[models[label]], twins, arms[label], seed=config.seed,
+            arm_run = simulate_arm(RUN, label, position, recommender, twins, arms[label], seed=config.seed,
                                    pages=config.pages, slate_size=config.slate_size, store=run_dir.events, policy=explore,
                                    quotes=config.quotes, llm=world.llm, threads=config.threads, progress=bar)  # fmt: skip
         else:
             arm_run = simulate_arm_sharded(executor, shared, config.shard_settings(), label, position, models[label], arms[label], explore,
                                            run_dir.events, progress=bar, run=RUN)  # fmt: skip
         usage[label] = {**arm_run.llm_usage, "seconds": arm_run.seconds}
+        if mark is not None:
+            served[label] = {"url": recommender.url, **recommender.calls.since(mark)}
     bar.close()
     if executor is not None:
         executor.close()
     impressions, sessions = store_frames(run_dir.events, RUN)
     results = {"config": config.recorded() | {"out": str(config.out)},
                **summarise(config.comparison_plan(), world, users, arms, impressions, sessions, usage, control)}  # fmt: skip
+    for label, calls in served.items():  # a served arm's calls: how many, failed, retried, and their latency
+        results["arms"][label]["service"] = calls
     if world.llm is not None:  # fallbacks are guesses inside the figures: say how many, per arm
         results["llm_health"] = am.llm_health(usage, config.max_llm_failure_rate)
     results["run"] = {"directory": str(config.out), "seed": config.seed, "versions": run_dir.meta.get("versions"),

@@ -7,7 +7,8 @@
 
 1. The dataset is split leave-one-out by time (or, for the agreement check, by a global cut in time).
 2. Every model is fitted once on the training part (early stopping on the validation part), or
-   loaded from ``models_dir`` when a previous run saved it there.
+   loaded from ``models_dir`` when a previous run saved it there. A served arm (its "model" a URL) is an
+   `HttpRecommender`: fitting it checks the service and keeps the histories it will send; nothing is saved.
 3. The users' kit (profiles, preference model) is built on the same training part; with
    ``user_model="dynamic"`` their dynamics of interest are fitted on the validation part.
 4. LLM and hybrid users get the LLM (`recarena.agents.llm.build_llm`); hybrid users' blend is
@@ -26,6 +27,7 @@ from recarena.agents.kit import UserKind, UserKit, UserModel, build_user_kit
 from recarena.agents.llm.health import DEFAULT_MAX_FAILURE_RATE
 from recarena.agents.user_kinds import user_kind_needs_llm
 from recarena.recommenders import Recommender, build_recommender
+from recarena.recommenders.service import HttpRecommender, is_service_url, probe_service
 from recarena.simulator.data import Dataset, load_dataset
 from recarena.simulator.data.splits import Split, leave_one_out, temporal_split
 
@@ -87,6 +89,15 @@ def build_world_llm(spec: WorldSpec) -> Any:
     return build_llm(spec.llm, spec.llm_cache, max_failure_rate=spec.max_llm_failure_rate)
 
 
+def probe_served_arms(spec: WorldSpec) -> None:
+    """A one-line RecommenderError when a served arm's service does not answer its health check (docs/service.md).
+
+    Called before a run writes anything, like `build_world_llm`; building the world checks again, and the data's size."""
+    for model in spec.models:
+        if is_service_url(model):
+            probe_service(model, float(spec.model_params.get(model, {}).get("timeout_s", 10.0)))
+
+
 def build_world(spec: WorldSpec, models_dir: Path | None = None, llm: Any = None) -> World:
     """Load the data, fit (or load) each model once, build the users' kit, and the LLM when needed
     (`llm`: one `build_world_llm` already built for `spec`)."""
@@ -96,8 +107,9 @@ def build_world(spec: WorldSpec, models_dir: Path | None = None, llm: Any = None
     recommenders, seconds = {}, {}
     for model in spec.models:
         settings = {"seed": spec.seed, "progress": spec.progress, **spec.model_params.get(model, {})}
-        built = build_recommender(model, settings)  # bad params fail before training
-        path = models_dir / model if models_dir is not None else None
+        served = is_service_url(model)  # a recommender service: nothing to train or save, its histories kept to send
+        built = HttpRecommender(url=model, **settings) if served else build_recommender(model, settings)  # bad params fail before training
+        path = models_dir / model if models_dir is not None and not served else None
         started = time.perf_counter()
         if path is not None and (path / "recommender.json").exists():
             built = Recommender.load(path)
