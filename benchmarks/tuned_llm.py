@@ -6,8 +6,9 @@ ml-100k, split leave-one-out by time, the split `recarena tune-llm` trains on: t
 must name this training part's fingerprint, so no held-out interaction reached the adapter (the
 script refuses another). For `--users` sampled test users, the LLM user's own questions are asked
 about held-out items, exactly as a simulated user asks them (its profile from its training history;
-`recarena.agents.tuning.examples`): a watch question on the user's **test** item (answer Yes) and on
-`--negatives` items it never had (answer No), and the rate question on the test item.
+`recarena.agents.tuning.validation.HeldOut`): a watch question on the user's **test** item (answer Yes) and on
+`--negatives` items it never had (answer No), and the rate question on the test item. ``--part valid``
+asks about the validation item instead: that is the part to compare recipes on.
 
 Scored in the same run, through llama.cpp as the simulation runs them:
 
@@ -30,26 +31,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
 from recarena.agents.kit import build_user_kit
 from recarena.agents.llm.embedded import EmbeddedBackend
 from recarena.agents.llm.protocol import SamplingParams, ScoreRequest
-from recarena.agents.tuning.examples import Example, ExampleConfig, build_examples
+from recarena.agents.tuning.examples import Example, ExampleConfig
+from recarena.agents.tuning.validation import HeldOut, auc, bootstrap_auc
 from recarena.simulator.data import load_dataset
 from recarena.simulator.data.splits import leave_one_out
 
 STARS = np.arange(1, 6, dtype=float)
-
-
-def held_out_examples(split, users: int, negatives: int, seed: int) -> list[Example]:
-    """The LLM user's questions about each sampled user's test item (and never-had items), its profile from training."""
-    known = split.dataset.with_interactions(pd.concat([split.train, split.test], ignore_index=True), name="train+test")
-    config = ExampleConfig(users=users, targets=1, negatives=negatives, min_history=5)
-    examples = build_examples(known, config, seed)
-    test_items = dict(zip(split.test["user"].tolist(), split.test["item"].tolist()))
-    return [e for e in examples if e.answer == "No" or test_items.get(e.user) == e.item]  # the target is the test item
 
 
 def llm_scores(backend: EmbeddedBackend, examples: list[Example], label: str) -> np.ndarray:
@@ -61,29 +53,6 @@ def llm_scores(backend: EmbeddedBackend, examples: list[Example], label: str) ->
         values /= values.sum()
         out[i] = values[0] if example.question == "watch" else float(values @ STARS)
     return out
-
-
-def auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    order = np.argsort(scores, kind="stable")
-    ranks = np.empty(len(scores))
-    ranks[order] = np.arange(1, len(scores) + 1)
-    for value in np.unique(scores):  # ties share their mean rank
-        tied = scores == value
-        ranks[tied] = ranks[tied].mean()
-    positives = labels.sum()
-    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * (len(labels) - positives)))
-
-
-def bootstrap_auc(scores: np.ndarray, labels: np.ndarray, users: np.ndarray, seed: int, draws: int = 500) -> tuple[float, float]:
-    rng, unique = np.random.default_rng(seed), np.unique(users)
-    rows = {u: np.flatnonzero(users == u) for u in unique}
-    values = []
-    for _ in range(draws):
-        take = np.concatenate([rows[u] for u in rng.choice(unique, len(unique))])
-        if 0 < labels[take].sum() < len(take):
-            values.append(auc(scores[take], labels[take]))
-    low, high = np.percentile(values, [2.5, 97.5])
-    return float(low), float(high)
 
 
 def check_serving(adapter: Path, examples: list[Example], threads: int | None) -> dict[str, list[float]]:
@@ -115,6 +84,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="of the sampled test users (tune-llm's default seed is 0)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--check-serving", action="store_true", help="also compare the adapter's effect in torch and llama.cpp")
+    parser.add_argument("--part", choices=("test", "valid"), default="test", help="the held-out part asked about (valid: to choose a recipe)")
     parser.add_argument("--out", type=Path, default=Path("runs/tuned_llm.json"))
     args = parser.parse_args()
     started = time.perf_counter()
@@ -124,7 +94,8 @@ def main() -> None:
     manifest = json.loads((args.adapter / "manifest.json").read_text())
     if manifest["data"]["fingerprint"] != train.fingerprint():
         raise SystemExit(f"{args.adapter}: trained on other data than ml-100k's leave-one-out training part; its held-out items may have reached it")
-    examples = held_out_examples(split, args.users, args.negatives, args.seed)
+    held = HeldOut.build(train, getattr(split, args.part), ExampleConfig(users=args.users, targets=1, negatives=args.negatives), args.seed)
+    examples = list(held.examples)
     watch = np.array([e.question == "watch" for e in examples])
     labels = np.array([e.answer == "Yes" for e in examples])[watch]
     users = np.array([e.user for e in examples])
@@ -132,11 +103,9 @@ def main() -> None:
     real_stars = np.array([float(e.answer) for e in examples if e.question == "rate"])
 
     kit = build_user_kit(train, seed=0)
-    popularity = np.bincount(train.interactions["item"].to_numpy(), minlength=train.n_items).astype(float)
-    item_mean = train.interactions.groupby("item")["rating"].mean().reindex(range(train.n_items)).fillna(train.interactions["rating"].mean())
     interest = np.array([kit.behaviour.interest_logits(np.array([u]), np.array([[i]]))[0, 0] for u, i in zip(users[watch], items[watch])])
-    scorers = {"popularity (baseline)": popularity[items[watch]], "statistical user's interest (baseline)": interest}
-    stars = {"item mean rating (baseline)": item_mean.to_numpy()[items[~watch]]}
+    scorers = {"popularity (baseline)": held.popularity[items[watch]], "statistical user's interest (baseline)": interest}
+    stars = {"item mean rating (baseline)": held.item_mean[items[~watch]]}
     backends = {"SmolLM2 base": EmbeddedBackend(n_threads=args.threads), "SmolLM2 tuned": EmbeddedBackend(n_threads=args.threads, adapter=args.adapter)}
     for label, backend in backends.items():
         values = llm_scores(backend, examples, label)
@@ -150,13 +119,13 @@ def main() -> None:
         table.setdefault(label, {})["rating_rmse"] = float(np.sqrt(np.mean((predicted - real_stars) ** 2)))
     results = {"adapter": str(args.adapter), "adapter_sha256": manifest.get("content_sha256"), "users": int(len(np.unique(users))),
                "watch_questions": int(watch.sum()), "positives": int(labels.sum()), "rate_questions": int((~watch).sum()),
-               "seed": args.seed, "table": table, "seconds": time.perf_counter() - started}  # fmt: skip
+               "seed": args.seed, "part": args.part, "table": table, "seconds": time.perf_counter() - started}  # fmt: skip
     if args.check_serving:
         results["serving"] = check_serving(args.adapter, examples, args.threads)
         print("adapter's effect on logit P(Yes), torch:", results["serving"]["torch"], "llama.cpp:", results["serving"]["llama.cpp"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
-    print(f"held-out test items of {results['users']} ml-100k users ({results['positives']} positives, "
+    print(f"held-out {args.part} items of {results['users']} ml-100k users ({results['positives']} positives, "
           f"{results['watch_questions'] - results['positives']} never-had negatives; {results['rate_questions']} ratings)")
     print(f"{'scorer':42s} {'watch AUC':>10s} {'95% CI':>16s} {'rating RMSE':>12s}")
     for label, row in table.items():

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from recarena.simulator.data import Dataset
 from recarena.simulator.data.dataset import per_user
@@ -149,24 +150,62 @@ def build_examples(train: Dataset, config: ExampleConfig = ExampleConfig(), seed
     ask_ratings = config.ratings and train.has_ratings
     examples: list[Example] = []
     for user in users.tolist():
-        rng = TUNE_EXAMPLES.generator(seed, user=user)
-        system = system_message(profiles[user].describe())
         k = int(targets_of[user])
-        unseen = np.setdiff1d(np.arange(train.n_items), items_of[user])
-        mine: list[Example] = []
-        for item, rating, when in zip(items_of[user][-k:], ratings_of[user][-k:], times_of[user][-k:]):
-            item, when = int(item), int(when)
-            page, position = rng.integers(1, config.pages + 1), rng.integers(1, config.positions + 1)
-            mine.append(Example(user, item, "watch", watch_messages(system, texts[item], int(page), int(position)), YES_NO, "Yes", when))
-            if ask_ratings:
-                stars = str(int(np.clip(np.rint(rating), 1, 5)))
-                mine.append(Example(user, item, "rate", rate_messages(system, texts[item]), STARS, stars, when))
-            drawn = rng.choice(unseen, size=min(config.negatives, len(unseen)), replace=False) if len(unseen) else []
-            for other in np.asarray(drawn, dtype=np.int64).tolist():
-                page, position = rng.integers(1, config.pages + 1), rng.integers(1, config.positions + 1)
-                mine.append(Example(user, other, "watch", watch_messages(system, texts[other], int(page), int(position)), YES_NO, "No", None))
-        examples.extend(mine[j] for j in rng.permutation(len(mine)))
+        targets = (items_of[user][-k:], ratings_of[user][-k:], times_of[user][-k:])
+        examples += _user_examples(user, profiles[user].describe(), targets, items_of[user], texts, config, ask_ratings,
+                                   TUNE_EXAMPLES.generator(seed, user=user))  # fmt: skip
     return examples
+
+
+def build_held_out_examples(train: Dataset, held: pd.DataFrame, config: ExampleConfig = ExampleConfig(), seed: int = 0,
+                            profile_config: ProfileConfig = ProfileConfig()) -> list[Example]:  # fmt: skip
+    """The same questions about **held-out** items, to measure a model on (never to train it): for a uniform sample of
+    ``config.users`` of the users in `held` with more than ``min_history`` training interactions, their first
+    ``config.targets`` held-out interactions in time are the targets (Yes, and the real rating), with negatives drawn
+    from the items the user has neither in `train` nor in `held`. Each profile is built from all of `train`, exactly
+    as a simulated user's profile is. Draws come from the streams `TUNE_USERS` and `TUNE_EXAMPLES` (seed as given)."""
+    config.check()
+    counts = np.bincount(train.interactions["user"].to_numpy(), minlength=train.n_users)
+    in_held = np.zeros(train.n_users, dtype=bool)
+    in_held[held["user"].to_numpy()] = True
+    eligible = np.flatnonzero(in_held & (counts > config.min_history))
+    if config.users and config.users < len(eligible):
+        eligible = np.sort(TUNE_USERS.generator(seed).choice(eligible, size=config.users, replace=False))
+    profiles = build_profiles(train, profile_config)
+    texts = train.items["text"].tolist()
+    trained_on = per_user(train.interactions, train.n_users)
+    held_items, held_ratings, held_times = (per_user(held, train.n_users, c) for c in ("item", "rating", "timestamp"))
+    ask_ratings = config.ratings and train.has_ratings
+    examples: list[Example] = []
+    for user in eligible.tolist():
+        k = config.targets
+        targets = (held_items[user][:k], held_ratings[user][:k], held_times[user][:k])
+        had = np.concatenate([trained_on[user], held_items[user]])
+        examples += _user_examples(user, profiles[user].describe(), targets, had, texts, config, ask_ratings,
+                                   TUNE_EXAMPLES.generator(seed, user=user))  # fmt: skip
+    return examples
+
+
+def _user_examples(user: int, profile_text: str, targets: tuple[np.ndarray, np.ndarray, np.ndarray], had: np.ndarray,
+                   texts: list[str], config: ExampleConfig, ask_ratings: bool, rng: np.random.Generator) -> list[Example]:  # fmt: skip
+    """One user's questions: per target (item, rating, time) a Yes watch question and its rate question, and
+    ``negatives`` No watch questions on items not in `had`; shuffled among themselves."""
+    system = system_message(profile_text)
+    n_items = len(texts)
+    unseen = np.setdiff1d(np.arange(n_items), had)
+    mine: list[Example] = []
+    for item, rating, when in zip(*targets):
+        item, when = int(item), int(when)
+        page, position = rng.integers(1, config.pages + 1), rng.integers(1, config.positions + 1)
+        mine.append(Example(user, item, "watch", watch_messages(system, texts[item], int(page), int(position)), YES_NO, "Yes", when))
+        if ask_ratings:
+            stars = str(int(np.clip(np.rint(rating), 1, 5)))
+            mine.append(Example(user, item, "rate", rate_messages(system, texts[item]), STARS, stars, when))
+        drawn = rng.choice(unseen, size=min(config.negatives, len(unseen)), replace=False) if len(unseen) else []
+        for other in np.asarray(drawn, dtype=np.int64).tolist():
+            page, position = rng.integers(1, config.pages + 1), rng.integers(1, config.positions + 1)
+            mine.append(Example(user, other, "watch", watch_messages(system, texts[other], int(page), int(position)), YES_NO, "No", None))
+    return [mine[j] for j in rng.permutation(len(mine))]
 
 
 def describe_examples(examples: list[Example]) -> dict[str, Any]:

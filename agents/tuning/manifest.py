@@ -28,8 +28,8 @@ from typing import Any
 import torch
 
 ADAPTER_PREFIX = "adapter-"
-UNHASHED = frozenset({"run", "path", "seconds"})
-"""Manifest keys (at any depth) left out of the content hash."""
+UNHASHED = frozenset({"run", "path", "seconds", "validation"})
+"""Manifest keys (at any depth) left out of the content hash (measurements, not what makes the adapter)."""
 
 
 def library_versions() -> dict[str, str]:

@@ -22,6 +22,7 @@ from .examples import ExampleConfig, build_examples, describe_examples, prompt_v
 from .manifest import command_line, library_versions, write_adapter
 from .packing import pack
 from .trainer import latest_checkpoint, train
+from .validation import HeldOut
 
 FORMAT = 1
 
@@ -35,6 +36,8 @@ class TuneSettings:
     base: Path | None = None
     """A local Hugging Face causal LM folder; None: the embedded SmolLM2 (GGUF)."""
     seed: int = 0
+    validate_every: int = 50
+    """Steps between measurements on the held-out questions (when `tune_lora` is given some)."""
 
 
 def settings_record(settings: TuneSettings, train: Dataset, base: dict[str, str]) -> dict[str, Any]:
@@ -45,15 +48,19 @@ def settings_record(settings: TuneSettings, train: Dataset, base: dict[str, str]
 
 
 def tune_lora(train_data: Dataset, settings: TuneSettings, out: Path, progress: bool = True,
-              dataset_name: str | None = None, command: str | None = None) -> tuple[Path, dict[str, Any]]:  # fmt: skip
+              dataset_name: str | None = None, command: str | None = None,
+              held_out: HeldOut | None = None) -> tuple[Path, dict[str, Any]]:  # fmt: skip
     """Train a LoRA of the users' LLM on `train_data` (training interactions only); return the adapter folder and its
-    manifest (`command`, the command that makes it, goes into the manifest; default: this process's). See the module
-    docstring."""
+    manifest (`command`, the command that makes it, goes into the manifest; default: this process's). `held_out`
+    questions (validation: never trained on) are scored before training and every ``validate_every`` steps, beside
+    their cheap baselines; the figures go into the manifest. See the module docstring."""
     settings.examples.check()
     settings.recipe.check()
     device, dtype = device_and_dtype()
     identity = {**base_identity(settings.base), "dtype": str(dtype).removeprefix("torch."), "device": device.type}
     record = settings_record(settings, train_data, identity)
+    if held_out is not None:
+        record["validation"] = {**held_out.describe(), "every": settings.validate_every}
     checkpoints = Path(out) / "checkpoints"
     latest_checkpoint(checkpoints, record)  # checkpoints of other settings are refused before any work
     examples = build_examples(train_data, settings.examples, settings.seed)
@@ -62,7 +69,9 @@ def tune_lora(train_data: Dataset, settings: TuneSettings, out: Path, progress: 
     model = add_lora(base.model, settings.recipe)
     sequences = pack(base.tokenizer, examples, settings.recipe.max_tokens)
     pad = base.tokenizer.pad_token_id if base.tokenizer.pad_token_id is not None else 0
-    training = train(model, sequences, settings.recipe, settings.seed, checkpoints, record, pad, progress)
+    measure = None if held_out is None else (lambda m: held_out.measure(m, base.tokenizer, settings.recipe.max_tokens))
+    training = train(model, sequences, settings.recipe, settings.seed, checkpoints, record, pad, progress, measure,
+                     settings.validate_every)  # fmt: skip
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     manifest = {
         "format": FORMAT,
@@ -77,6 +86,8 @@ def tune_lora(train_data: Dataset, settings: TuneSettings, out: Path, progress: 
         "adapter": {"trainable_parameters": int(trainable)},
         "training": {"steps": training.steps, "final_loss": training.curve[-1]["loss"] if training.curve else None,
                      "curve": training.curve},  # fmt: skip
+        "validation": None if held_out is None else {**record["validation"], "baselines": held_out.baselines(),
+                                                     "curve": training.validation},  # fmt: skip
         "libraries": library_versions(),
         "run": {"command": command or command_line(), "resumed_from": training.resumed_from, "seconds": training.seconds},
     }

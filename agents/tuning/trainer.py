@@ -13,6 +13,10 @@
   is refused in one line naming what differs. On CPU a resumed run ends bit-identical to an
   uninterrupted one.
 * **Curve**: (step, loss, seconds since the start, counting the time before a resume).
+* **Validation**: given a `measure` (a model's held-out figures, `validation.HeldOut.measure`), the
+  model is measured before the first step and every ``validate_every`` steps and at the end; the
+  figures are checkpointed with the curve. Measuring reads the model only, so a run with and without
+  it trains the same adapter.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +51,8 @@ class Training:
     """The checkpoint step the run started from (0: from scratch)."""
     curve: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    validation: list[dict[str, Any]] = field(default_factory=list)
+    """(step, held-out figures) from `measure`: step 0 is the base model."""
 
 
 class Order:
@@ -90,7 +96,8 @@ def _rng_states() -> dict[str, Any]:
     return states
 
 
-def save_checkpoint(folder: Path, step: int, model: Any, optimizer, scheduler, curve: list, seconds: float, settings: dict) -> Path:
+def save_checkpoint(folder: Path, step: int, model: Any, optimizer, scheduler, curve: list, seconds: float, settings: dict,
+                    validation: list | None = None) -> Path:  # fmt: skip
     """Write ``folder/step-NNNNNN`` whole or not at all; remove the older checkpoints; return the new one."""
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{CHECKPOINT_PREFIX}{step:06d}"
@@ -99,7 +106,8 @@ def save_checkpoint(folder: Path, step: int, model: Any, optimizer, scheduler, c
     partial.mkdir()
     torch.save({"lora": trainable_state(model), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "rng": _rng_states()}, partial / "state.pt")  # fmt: skip
-    (partial / "progress.json").write_text(json.dumps({"step": step, "curve": curve, "seconds": seconds, "settings": settings}))
+    (partial / "progress.json").write_text(json.dumps({"step": step, "curve": curve, "seconds": seconds, "settings": settings,
+                                                        "validation": validation or []}))
     for file in partial.iterdir():
         with open(file, "rb+") as handle:
             os.fsync(handle.fileno())
@@ -143,9 +151,10 @@ def latest_checkpoint(folder: Path, settings: dict) -> Path | None:
 
 
 def train(model: Any, sequences: Sequence[Packed], recipe: Recipe, seed: int, folder: Path, settings: dict, pad_id: int,
-          progress: bool = True) -> Training:  # fmt: skip
+          progress: bool = True, measure: Callable[[Any], dict[str, Any]] | None = None, validate_every: int = 50) -> Training:  # fmt: skip
     """Train the LoRA of `model` (a peft model, its adapter freshly initialised) on `sequences` for ``recipe.steps``,
-    checkpointing into `folder` and resuming from its latest checkpoint (see the module docstring)."""
+    checkpointing into `folder` and resuming from its latest checkpoint, measuring it with `measure` (see the module
+    docstring)."""
     if not sequences:
         raise TuningError("users: no training examples (no user has more than min_history training interactions)")
     params = [p for p in model.parameters() if p.requires_grad]
@@ -155,6 +164,7 @@ def train(model: Any, sequences: Sequence[Packed], recipe: Recipe, seed: int, fo
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, learning_rate_factor(recipe))
     order = Order(len(sequences), recipe.batch, seed)
     curve: list[dict[str, float]] = []
+    validation: list[dict[str, Any]] = []
     start, before = 0, 0.0
     found = latest_checkpoint(folder, settings)
     if found is not None:
@@ -170,7 +180,21 @@ def train(model: Any, sequences: Sequence[Packed], recipe: Recipe, seed: int, fo
         if "cuda" in state["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         start, curve, before = progress_file["step"], progress_file["curve"], progress_file["seconds"]
+        validation = progress_file.get("validation", [])
+
+    measuring = [0.0]  # seconds spent measuring in this process: not training time
+
+    def validate(step: int) -> None:
+        if measure is not None and not any(v["step"] == step for v in validation):
+            began = time.perf_counter()
+            figures = measure(model)
+            measuring[0] += time.perf_counter() - began
+            validation.append({"step": step, **figures, "seconds": round(time.perf_counter() - began, 3)})
+            tqdm.write(f"held-out at step {step}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+
     started = time.perf_counter()
+    if start == 0:
+        validate(0)
     model.train()
     bar = tqdm(total=recipe.steps, initial=start, desc="LoRA steps", disable=not progress)
     for step in range(start, recipe.steps):
@@ -181,13 +205,16 @@ def train(model: Any, sequences: Sequence[Packed], recipe: Recipe, seed: int, fo
         torch.nn.utils.clip_grad_norm_(params, recipe.clip)
         optimizer.step()
         scheduler.step()
-        seconds, value = before + time.perf_counter() - started, loss.detach().item()
+        seconds, value = before + time.perf_counter() - started - measuring[0], loss.detach().item()
         curve.append({"step": step + 1, "loss": round(value, 6), "labels": int(batch.answers.numel()), "seconds": round(seconds, 3)})
         bar.update(1)
         bar.set_postfix(loss=f"{value:.4f}")
+        if (step + 1) % validate_every == 0 or step + 1 == recipe.steps:
+            validate(step + 1)
+            model.train()
         if (step + 1) % recipe.checkpoint_every == 0 or step + 1 == recipe.steps:
-            save_checkpoint(folder, step + 1, model, optimizer, scheduler, curve, seconds, settings)
+            save_checkpoint(folder, step + 1, model, optimizer, scheduler, curve, seconds, settings, validation)
     bar.close()
     model.eval()
     total = curve[-1]["seconds"] if curve else before
-    return Training(recipe.steps, start, curve, total)
+    return Training(recipe.steps, start, curve, total, validation)

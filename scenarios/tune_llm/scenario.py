@@ -28,6 +28,7 @@ from filelock import FileLock, Timeout
 
 from recarena.agents.tuning.base import Recipe, TuningError, check_base
 from recarena.agents.tuning.examples import ExampleConfig
+from recarena.agents.tuning.validation import HeldOut
 from recarena.simulator.data import load_dataset
 from recarena.simulator.data.splits import leave_one_out, random_holdout
 
@@ -61,6 +62,11 @@ class TuneLLMConfig(CommonOptions):
     layers: int = option(DEFAULT_RECIPE.layers, "LoRA on the top this many decoder layers (0: all)")
     modules: list[str] = option(list(DEFAULT_RECIPE.modules), "the projections LoRA adapts (e.g. q_proj k_proj v_proj o_proj)")
     checkpoint_every: int = option(DEFAULT_RECIPE.checkpoint_every, "steps between checkpoints (a rerun resumes from the latest)")
+    valid_users: int = option(100, "validation users whose held-out item (Yes, and its rating) and never-had items (No) measure the model "
+                                   "before training and every --validate-every steps, beside popularity and the item mean on the same questions "
+                                   "(choose a recipe by these; 0: no measuring)")
+    valid_negatives: int = option(4, "never-had items per validation user")
+    validate_every: int = option(50, "steps between measurements on the validation questions (and at the end)")
 
     def example_config(self) -> ExampleConfig:
         return ExampleConfig(users=self.users, targets=self.targets, negatives=self.negatives, min_history=self.min_history)
@@ -76,6 +82,9 @@ class TuneLLMConfig(CommonOptions):
         try:
             self.example_config().check()
             self.recipe().check()
+            for name, low in (("valid_users", 0), ("valid_negatives", 0), ("validate_every", 1)):
+                if getattr(self, name) < low:
+                    raise ValueError(f"{name.replace('_', '-')}: must be at least {low}, got {getattr(self, name)}")
             check_base(self.base)
         except (ValueError, TuningError) as error:
             raise ScenarioError(str(error)) from None
@@ -104,11 +113,15 @@ def run_tune_llm(config: TuneLLMConfig) -> dict[str, Any]:
     train = split.train_dataset()  # the examples see the training part only
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    settings = TuneSettings(config.example_config(), config.recipe(), config.base, config.seed)
+    settings = TuneSettings(config.example_config(), config.recipe(), config.base, config.seed, config.validate_every)
+    held_out = None
+    if config.valid_users:  # validation questions: measured, never trained on
+        valid = ExampleConfig(users=config.valid_users, targets=1, negatives=config.valid_negatives, min_history=config.min_history)
+        held_out = HeldOut.build(train, split.valid, valid, config.seed)
     started = time.perf_counter()
     try:
         with FileLock(out / "run.lock", timeout=0):
-            folder, manifest = tune_lora(train, settings, out, config.progress, dataset.name, command_of(config))
+            folder, manifest = tune_lora(train, settings, out, config.progress, dataset.name, command_of(config), held_out)
     except Timeout:
         raise ScenarioError(f"out: {out} is in use by another tune-llm run") from None
     except TuningError as error:
@@ -137,6 +150,22 @@ class TuneLLMScenario(Scenario[TuneLLMConfig]):
         return "\n".join([
             f"tune-llm: {training['steps']} steps on {data['examples']} examples of {data['users']} users "
             f"({data['sequences']} packed sequences){f', resumed from step {resumed}' if resumed else ''}; final loss {training['final_loss']}",
+            *_validation_lines(manifest.get("validation")),
             f"adapter: {results['adapter']}",
             f"results: {results['results_file']}",
         ])  # fmt: skip
+
+
+def _validation_lines(validation: dict[str, Any] | None) -> list[str]:
+    """The held-out figures before and after training, beside the baselines on the same questions."""
+    if not validation or not validation["curve"]:
+        return []
+    first, last, base = validation["curve"][0], validation["curve"][-1], validation["baselines"]
+    lines = [f"validation ({validation['users']} users, {validation['watch_questions']} watch and {validation['rate_questions']} rate questions):"]
+    auc = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    lines.append(f"  watch AUC: step {first['step']} {auc(first['watch_auc'])}, step {last['step']} {auc(last['watch_auc'])}; "
+                 f"popularity {auc(base['popularity_watch_auc'])}, random 0.500")
+    if "rating_rmse" in last:
+        lines.append(f"  rating RMSE: step {first['step']} {auc(first['rating_rmse'])}, step {last['step']} {auc(last['rating_rmse'])}; "
+                     f"item mean {auc(base['item_mean_rating_rmse'])}")
+    return lines

@@ -53,6 +53,32 @@ def test_the_cli_writes_a_content_addressed_adapter_with_its_manifest(synthetic_
     assert "adapter: " + str(folder) in printed and "6 steps" in printed
 
 
+def test_the_model_is_measured_on_validation_questions_before_training_and_at_its_checkpoints(synthetic_folder, tiny_base, tmp_path):
+    """The manifest's validation curve: step 0 is the base model, the last step the adapter written, each measured on
+    the same held-out questions as the popularity and item-mean baselines."""
+    import torch
+
+    from recarena.agents.tuning.base import load_base, load_tuned
+    from recarena.agents.tuning.examples import ExampleConfig
+    from recarena.agents.tuning.validation import HeldOut
+    from recarena.simulator.data import load_dataset
+
+    flags = ["--valid-users", "5", "--valid-negatives", "3", "--validate-every", "3"]
+    assert main(command(synthetic_folder, tiny_base, tmp_path / "run", *flags)) == 0
+    (folder,) = adapters(tmp_path / "run")
+    validation = json.loads((folder / "manifest.json").read_text())["validation"]
+    assert [v["step"] for v in validation["curve"]] == [0, 3, 6]
+    assert validation["users"] == 5 and validation["watch_questions"] == 5 * 4
+    split = leave_one_out(load_dataset(str(synthetic_folder)))
+    held = HeldOut.build(split.train_dataset(), split.valid, ExampleConfig(users=5, targets=1, negatives=3), seed=0)
+    assert validation["baselines"] == held.baselines()
+    base, tuned = load_base(tiny_base, torch.device("cpu"), progress=False), load_tuned(folder, tiny_base, torch.device("cpu"))
+    for entry, loaded in ((validation["curve"][0], base), (validation["curve"][-1], tuned)):
+        expected = held.measure(loaded.model, loaded.tokenizer, 1200)
+        assert {k: pytest.approx(v, abs=1e-5) for k, v in expected.items()} == {k: entry[k] for k in expected}
+    assert validation["curve"][0]["watch_log_loss"] != validation["curve"][-1]["watch_log_loss"]
+
+
 def test_the_fidelity_split_tunes_on_the_training_part_fidelity_checks_against(synthetic_folder, tiny_base, tmp_path):
     """An adapter's manifest names the training part it saw; recarena fidelity refuses any other (test_adapter_guard)."""
     from recarena.simulator.data import load_dataset
