@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # torch is pinned only here: an unpinned torch pulls several GB of CUDA packages.
 TORCH  ?= torch==2.13.0
-EXTRAS ?= dev,llm,memory,ray,tune
+EXTRAS ?= dev,llm,memory,ray,tune,rl
 PYTEST_ARGS ?=
 
 .PHONY: setup browser test demo clean
@@ -29,7 +29,7 @@ browser:
 
 # pytest exits 5 when it collects no test: a suite that finds nothing is broken, so say so and fail.
 test: setup browser
-	@RECARENA_REQUIRE_CHROMIUM=1 RECARENA_REQUIRE_LLAMA=1 RECARENA_REQUIRE_RAY=1 RECARENA_REQUIRE_TUNE=1 $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@RECARENA_REQUIRE_CHROMIUM=1 RECARENA_REQUIRE_LLAMA=1 RECARENA_REQUIRE_RAY=1 RECARENA_REQUIRE_TUNE=1 RECARENA_REQUIRE_RL=1 $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
 	exit $$rc
 

@@ -107,6 +107,15 @@ class RecArenaVectorEnv(VectorEnv):
         self._start(list(range(self.num_envs)), None if users is None else [int(u) for u in users], infos)
         return self._observations(), infos.build()
 
+    def restart(self, envs: Sequence[int]) -> dict[str, np.ndarray]:
+        """Start new sessions in `envs` now (users drawn from their generators) and return every sub-environment's
+        observation: the same-step autoreset that Stable-Baselines3's vector envs expect (sb3_vec_env.py). A
+        restarted sub-environment is live, so the next step shows its slate instead of resetting it."""
+        if not self.generators:
+            raise RuntimeError("restart() before reset()")
+        self._start([int(i) for i in envs])
+        return self._observations()
+
     def step(self, actions: Any) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if not self.generators:
             raise RuntimeError("step() before reset()")

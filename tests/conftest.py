@@ -1,7 +1,7 @@
 """Shared fixtures. The whole session uses its own RECARENA_HOME, so tests never read or
 write a person's cache, and fetch ml-100k (from the RecBole wheel) once.
 
-Optional pieces (llama.cpp, Ray, Chromium, the tuning extra) are asked for in one way, so that `make test` fails where they
+Optional pieces (llama.cpp, Ray, Chromium, the tuning and RL extras) are asked for in one way, so that `make test` fails where they
 are missing instead of skipping: ``pytestmark = pytest.mark.requires("ray")`` (or on one test), or the
 ``require`` fixture inside a test or fixture (``require("chromium")``). Either skips when the piece is
 missing, unless its ``RECARENA_REQUIRE_*`` variable (see REQUIREMENTS; the Makefile's test target sets
@@ -37,6 +37,7 @@ REQUIREMENTS: dict[str, tuple[str, str, Callable[[], bool]]] = {
     "chromium": ("RECARENA_REQUIRE_CHROMIUM", "chromium is not installed; `make test` installs Debian's package", _chromium_present),
     "tune": ("RECARENA_REQUIRE_TUNE", "LoRA tuning is an optional extra: pip install 'recarena[tune]' (peft, gguf)",
              lambda: all(importlib.util.find_spec(m) is not None for m in ("peft", "gguf", "transformers"))),
+    "rl": ("RECARENA_REQUIRE_RL", "Stable-Baselines3 is an optional extra: pip install 'recarena[rl]'", _module_present("stable_baselines3")),
 }
 
 
@@ -58,7 +59,7 @@ def require(name: str) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ["RECARENA_HOME"] = _HOME
-    config.addinivalue_line("markers", "requires(name): needs an optional piece (llama_cpp, ray, chromium, tune); see tests/conftest.py")
+    config.addinivalue_line("markers", "requires(name): needs an optional piece (llama_cpp, ray, chromium, tune, rl); see tests/conftest.py")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

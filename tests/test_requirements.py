@@ -36,7 +36,7 @@ def test_make_test_requires_every_optional_piece(root_conftest):
     assert recipe, "the Makefile has no test target"
     command = next(line for line in recipe.group(1).splitlines() if "pytest" in line)
     wanted = {env_var for env_var, _, _ in root_conftest.REQUIREMENTS.values()}
-    assert wanted == {"RECARENA_REQUIRE_LLAMA", "RECARENA_REQUIRE_RAY", "RECARENA_REQUIRE_CHROMIUM", "RECARENA_REQUIRE_TUNE"}
+    assert wanted == {"RECARENA_REQUIRE_LLAMA", "RECARENA_REQUIRE_RAY", "RECARENA_REQUIRE_CHROMIUM", "RECARENA_REQUIRE_TUNE", "RECARENA_REQUIRE_RL"}
     for env_var in wanted:
         assert re.search(rf"\b{env_var}=1\b", command), env_var
 

@@ -110,5 +110,12 @@ TUNE_USERS = Stream("tune.users", ("seed", 19_019), "which training users the Lo
 TUNE_EXAMPLES = Stream("tune.examples", ("seed", 19_020, "user"), "a user's negatives, pages and positions, and the order of its examples")
 TUNE_ORDER = Stream("tune.order", ("seed", 19_021, "epoch"), "the order of the packed sequences in one epoch of LoRA training")
 
+# ------------------------------------------------------------------ RL agents against simulated users (examples/train_rl_agent.py)
+RL_USERS = Stream("rl.users", ("seed", 22_301), "which users an RL agent trains on and which (disjoint) it is evaluated on")
+RL_EVALUATION = Stream("rl.evaluation", ("seed", 22_302, "repeat"),
+                       "one evaluation pass: every policy meets the same held-out users with the same luck")
+RL_CURVE = Stream("rl.curve", ("seed", 22_303), "the learning curve's checks of the greedy agent on training users")
+RL_BOOTSTRAP = Stream("rl.bootstrap", ("seed", 22_304), "bootstrap intervals of the RL comparison")
+
 STREAMS: dict[str, Stream] = {s.name: s for s in globals().values() if isinstance(s, Stream)}
 """Every stream by name (tests check that no two streams of one scenario share a layout)."""
