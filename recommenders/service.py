@@ -204,10 +204,7 @@ class HttpRecommender(Recommender):
         super().__init__(params, **overrides)
         self.url: str = self.params.url
         self.timestamps: list[np.ndarray] = []
-        self.calls = CallLog()
-        self.health = ServiceHealthRule(self.params.max_failure_rate)
-        self.health.url = self.url
-        self._pool: ThreadPoolExecutor | None = None
+        self._fresh_calls()
 
     # ------------------------------------------------------------------ contract
     def recommend(self, users: np.ndarray, k: int, exclude: Exclude = "seen", candidates: ItemSets = None,
@@ -263,9 +260,18 @@ class HttpRecommender(Recommender):
         self.timestamps = per_user(self.interactions, self.n_users, column="timestamp")
 
     def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_pool"] = None  # threads do not travel; a copy starts its own
-        return state
+        # threads and locks do not travel: a copy starts its own pool, call log and health rule
+        return {k: v for k, v in self.__dict__.items() if k not in ("_pool", "calls", "health")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._fresh_calls()
+
+    def _fresh_calls(self) -> None:
+        self.calls = CallLog()
+        self.health = ServiceHealthRule(self.params.max_failure_rate)
+        self.health.url = self.url
+        self._pool: ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------------ calls
     def _call_all(self, requests: list[dict[str, Any]]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None] | None]:

@@ -111,6 +111,11 @@ def format_summary(results: dict[str, Any]) -> str:
     fallbacks = llm_fallback_note(results)
     if fallbacks:
         lines.append("warning: " + fallbacks)
+    for name, a in arms.items():  # a served arm (docs/service.md): how its service answered
+        if a.get("service"):
+            s, latency = a["service"], a["service"].get("latency_ms") or {}
+            lines.append(f"{name} served by {s['url']}: {s['calls']} calls, {s['failures']} failed, {s['retries']} retries; latency "
+                         f"p50 {_fmt(latency.get('p50'))} ms, p95 {_fmt(latency.get('p95'))} ms")  # fmt: skip
     alpha = results["config"]["alpha"]
     lines.append(f"\neffects against {results['control']} (95% bootstrap CI; p after Holm over {len(results['comparisons'])} tests):")
     lines.append("arm".ljust(width) + "metric".ljust(17) + "effect".rjust(10) + "95% CI".rjust(22) + "p".rjust(10) + "p Holm".rjust(10)

@@ -250,6 +250,17 @@ def test_a_malformed_url_is_refused_in_one_line(url, needle):
         HttpRecommender(url=url)
 
 
+def test_a_copy_of_a_served_recommender_starts_its_own_calls_and_still_answers(serve, train):
+    import pickle
+
+    served, _ = serve(lambda r: (200, {"items": top(r, train.n_items)}))
+    model = fitted(served.url, train)
+    model.recommend(np.arange(3), 2)
+    copy = pickle.loads(pickle.dumps(model))
+    assert copy.calls.since()["calls"] == 0 and copy.health.requests == 0 and copy.health.url == served.url
+    np.testing.assert_array_equal(copy.recommend(np.arange(3), 2).items, model.recommend(np.arange(3), 2).items)
+
+
 def test_the_call_log_reports_counts_and_latency_since_a_mark():
     from recarena.recommenders.service import CallLog
 

@@ -83,6 +83,7 @@ def runs(service, _tiny_grouplens_source, tmp_path_factory):
                           capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert main(["ab", *data, "--arms", "pop,random", *TINY, "--out", str(folder / "local")]) == 0
+    (folder / "served" / "summary.txt").write_text(done.stdout)
     return folder / "served", folder / "local"
 
 
@@ -99,6 +100,8 @@ def test_a_served_model_and_the_same_model_in_process_store_identical_events(run
     assert calls["calls"] == a["sessions"].loc[a["sessions"]["arm"] == "pop", "pages"].sum()  # one call per page shown
     assert 0 < calls["latency_ms"]["p50"] <= calls["latency_ms"]["p95"] <= calls["latency_ms"]["max"]
     assert "service" not in results["arms"]["random"]
+    summary = (served / "summary.txt").read_text()
+    assert f"served served by {calls['url']}: {calls['calls']} calls, 0 failed, 0 retries; latency p50 " in summary
 
 
 def test_killing_the_service_mid_run_stops_it_in_one_line_and_the_run_resumes_when_it_is_back(runs, _tiny_grouplens_source, tmp_path,
