@@ -213,7 +213,9 @@ class CandidateScorer:
         self.static = np.zeros((rows, c, n - 1))
         self.shown = np.zeros((rows, c), bool)
         self.users = np.zeros(rows, np.int64)
+        self.candidate_vectors = np.zeros((rows, c, pool.vectors.shape[1]))
         self.history = np.full((rows, env_config.history_length), -1, np.int64)
+        self.profile = np.zeros((rows, pool.vectors.shape[1]))  # the recent items' decayed mean vector, per row
         self.observation = np.zeros((rows, len(OBSERVATIONS)), np.float32)
         self.session_watches = np.zeros(rows, np.int64)
 
@@ -223,6 +225,7 @@ class CandidateScorer:
         if not len(rows):
             return
         self.candidates[rows], self.static[rows] = self.pool.of(users)
+        self.candidate_vectors[rows] = self.pool.vectors[self.candidates[rows]]
         self.shown[rows] = False
         self.users[rows] = users
         self.session_watches[rows] = 0
@@ -238,7 +241,8 @@ class CandidateScorer:
         self.session_watches[rows] = np.where(page == 0, 0, self.session_watches[rows] + watched.sum(1))
         self.history[rows] = obs["history"]
         n_watched = watched.sum(1)
-        _, focus = self._recent_profile(rows)
+        self.profile[rows] = profile = self._recent_profile(rows)
+        focus = np.linalg.norm(profile, axis=1)
         out = np.stack([
             page / c.max_pages,
             n_watched / c.slate_size,
@@ -251,22 +255,21 @@ class CandidateScorer:
         self.observation[rows] = np.clip(out, -OBSERVATION_BOUND, OBSERVATION_BOUND)
         return self.observation[rows].copy()
 
-    def _recent_profile(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per row, the decayed mean of its recent items' vectors ``[n, dim]`` and its length in [0, 1] (how alike they are)."""
+    def _recent_profile(self, rows: np.ndarray) -> np.ndarray:
+        """Per row, the decayed mean of its recent items' vectors ``[n, dim]``; its length, in [0, 1], says how alike they are."""
         recent = self.history[rows][:, -self.config.recent :]
         valid = recent >= 0
         age = (recent.shape[1] - 1) - np.arange(recent.shape[1])
         weights = np.where(valid, self.config.recent_decay ** age, 0.0)
         total = weights.sum(1, keepdims=True)
         profile = np.einsum("nr,nrd->nd", weights, self.pool.vectors[np.maximum(recent, 0)])
-        profile = np.divide(profile, total, out=np.zeros_like(profile), where=total > 0)
-        return profile, np.linalg.norm(profile, axis=1)
+        return np.divide(profile, total, out=np.zeros_like(profile), where=total > 0)
 
     def features(self, rows: Sequence[int]) -> np.ndarray:
-        """``[n, candidates, len(FEATURES)]``: every candidate's standardised features for rows `rows` now."""
+        """``[n, candidates, len(FEATURES)]``: every candidate's standardised features for rows `rows` at their last
+        observation (`observe`)."""
         rows = np.asarray(rows, np.int64)
-        profile, _ = self._recent_profile(rows)
-        similarity = np.einsum("ncd,nd->nc", self.pool.vectors[self.candidates[rows]], profile)
+        similarity = np.einsum("ncd,nd->nc", self.candidate_vectors[rows], self.profile[rows])
         return np.concatenate([self.static[rows], standardise(similarity)[..., None]], axis=2)
 
     def scores(self, rows: Sequence[int], actions: np.ndarray) -> np.ndarray:
