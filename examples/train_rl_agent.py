@@ -1,7 +1,7 @@
 """Train an RL agent (PPO, Stable-Baselines3) against statistical users, then compare it with the recommender it
 started from, popularity and random on held-out users, in the same run.
 
-    python examples/train_rl_agent.py --steps 60000 --seed 0 --out runs/rl      # about a minute on 2 cores
+    python examples/train_rl_agent.py --steps 60000 --seed 0 --out runs/rl      # 1-2 minutes on 2 cores
 
 (needs the ``rl`` extra: ``pip install -e '.[rl]'``; ``make setup`` installs it).
 

@@ -7,7 +7,7 @@
 
 A slate of distinct item ids is an awkward action for Stable-Baselines3, which takes Box, Discrete and
 MultiDiscrete actions: a MultiDiscrete of item ids ignores that a slate repeats no item, and a policy over
-the whole catalogue per slot learns nothing in the minutes a CPU gives it. So the agent here reranks a base
+the whole catalogue per slot is a far larger problem than a few CPU minutes suit. So the agent here reranks a base
 recommender, one weight per feature of the candidate items:
 
 * **candidates**: per user, the base recommender's top ``candidates`` items that it does not know the user
