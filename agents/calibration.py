@@ -42,8 +42,9 @@ from .kit import UserKit
 PRIOR_SD = 1.0
 
 
-def _fit(nll, parameters: list[torch.Tensor], centres: list[float], n_examples: int, steps: int = 200) -> float:
-    """Maximum a posteriori weights under the `PRIOR_SD` prior around `centres`; returns the fitted mean NLL (no prior)."""
+def _fit(nll, parameters: list[torch.Tensor], centres: list[float], n_examples: int, steps: int = 200) -> tuple[float, float]:
+    """Maximum a posteriori weights under the `PRIOR_SD` prior around `centres`; returns the fitted mean NLL (no prior)
+    and the objective minimised (the NLL plus the prior's penalty)."""
     optimiser = torch.optim.LBFGS(parameters, lr=0.5, max_iter=steps, line_search_fn="strong_wolfe")
     scale = 1.0 / (2.0 * PRIOR_SD**2 * max(1, n_examples))
 
@@ -55,7 +56,8 @@ def _fit(nll, parameters: list[torch.Tensor], centres: list[float], n_examples: 
 
     optimiser.step(closure)
     with torch.no_grad():
-        return float(nll())
+        value = float(nll())
+        return value, value + float(scale * sum(((p - c) ** 2).sum() for p, c in zip(parameters, centres)))
 
 
 def calibrate_on_validation(
@@ -126,11 +128,11 @@ def calibrate_blend(
     a, b, c = (torch.zeros((), dtype=torch.float64, requires_grad=True) for _ in range(3))
     bce = lambda logits: (w * torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")).sum() / w.sum()  # noqa: E731
     n = len(y)
-    watch_pool = _fit(lambda: bce(a * x_llm + b * x_pref + c), [a, b, c], [0.0, 1.0, 0.0], n)
+    watch_pool, watch_pool_objective = _fit(lambda: bce(a * x_llm + b * x_pref + c), [a, b, c], [0.0, 1.0, 0.0], n)
     a0, c0 = torch.zeros((), dtype=torch.float64, requires_grad=True), torch.zeros((), dtype=torch.float64, requires_grad=True)
-    watch_llm_only = _fit(lambda: bce(a0 * x_llm + c0), [a0, c0], [1.0, 0.0], n)
+    watch_llm_only, _ = _fit(lambda: bce(a0 * x_llm + c0), [a0, c0], [1.0, 0.0], n)
     b1, c1 = torch.ones((), dtype=torch.float64, requires_grad=True), torch.zeros((), dtype=torch.float64, requires_grad=True)
-    watch_pref_only = _fit(lambda: bce(b1 * x_pref + c1), [b1, c1], [1.0, 0.0], n)
+    watch_pref_only, watch_pref_only_objective = _fit(lambda: bce(b1 * x_pref + c1), [b1, c1], [1.0, 0.0], n)
 
     log_llm = torch.as_tensor(np.log(np.concatenate(llm_levels)), dtype=torch.float64)
     log_pref = torch.as_tensor(np.log(np.concatenate(pref_levels)), dtype=torch.float64)
@@ -142,7 +144,7 @@ def calibrate_blend(
         scores = alpha * log_llm + beta * log_pref + torch.cat([torch.zeros(1, dtype=torch.float64), bias])
         return torch.nn.functional.cross_entropy(scores, target)
 
-    rating_pool = _fit(lambda: rating_nll(ar, br, cr), [ar, br, cr], [0.0, 1.0, 0.0], len(target))
+    rating_pool, _ = _fit(lambda: rating_nll(ar, br, cr), [ar, br, cr], [0.0, 1.0, 0.0], len(target))
     with torch.no_grad():
         rating_llm_only = float(torch.nn.functional.cross_entropy(log_llm, target))
         rating_pref_only = float(torch.nn.functional.cross_entropy(log_pref, target))
@@ -155,6 +157,9 @@ def calibrate_blend(
         fitted_on={
             "users": int(len(users)), "watch_examples": int(len(y)), "rating_examples": int(len(target)),
             "watch_nll": {"pooled": watch_pool, "llm_only": watch_llm_only, "preference_only": watch_pref_only},
+            # NLL + prior penalty: the pool nests the preference-only model (LLM weight at its centre 0), so its
+            # objective can only match or beat that one's (its NLL alone may not: the prior pulls differently).
+            "watch_objective": {"pooled": watch_pool_objective, "preference_only": watch_pref_only_objective},
             # Weight x spread of its input: how far each expert moves the watch logit (comparable across experts).
             "watch_effect": {"llm": value(a) * float(x_llm.std()), "preference": value(b) * float(x_pref.std())},
             "rating_nll": {"pooled": rating_pool, "llm_only": rating_llm_only, "preference_only": rating_pref_only},

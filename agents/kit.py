@@ -28,7 +28,7 @@ from recarena.simulator.data import Dataset
 from .dynamics import DynamicsConfig, DynamicsReport, fit_dynamics
 from .language_user import LLM_ONLY, Blend, LanguageUser
 from .preferences import PreferenceConfig, PreferenceModel, fit_preferences
-from .profile import ProfileConfig, UserProfile, build_profiles
+from .profile import ProfileConfig, UserProfile, build_profiles, item_descriptions
 from .statistical import BehaviourConfig, StatisticalBehaviour, StatisticalUser, activity_tier_array
 from .user_kinds import PluginUserMaker, UserKindError, user_kind_maker, user_kind_needs_llm
 
@@ -49,17 +49,20 @@ class UserKit:
     behaviour: StatisticalBehaviour
     dynamics_report: DynamicsReport | None = None
     """The dynamics variants tried on validation data and the one chosen (None: static users)."""
+    profile_config: ProfileConfig = ProfileConfig()
+    """How the profiles were computed and how items are described to the LLM (`item_descriptions`)."""
 
     def __post_init__(self) -> None:
         # Read once: users are built by the thousand.
         self.item_genres: list[list[str]] = self.history.items["genres"].tolist()
-        self.item_texts: list[str] = self.history.items["text"].tolist()
+        self.item_texts: list[str] = item_descriptions(self.history, self.profile_config)
 
     def static(self) -> "UserKit":
         """This kit's users without their dynamics (the static taste alone), sharing everything else: for comparing the
         two user models in one run."""
         b = self.behaviour
-        return UserKit(self.history, self.profiles, self.preferences, StatisticalBehaviour(b.preferences, b.activity_tiers, b.config))
+        return UserKit(self.history, self.profiles, self.preferences, StatisticalBehaviour(b.preferences, b.activity_tiers, b.config),
+                       profile_config=self.profile_config)  # fmt: skip
 
     def statistical_user(self, user: int, rng: np.random.Generator) -> StatisticalUser:
         return StatisticalUser(self.profiles[user], self.behaviour, rng, self.item_genres)
@@ -116,4 +119,4 @@ def build_user_kit(
     if validation is not None:
         dynamics, report = fit_dynamics(history, validation, preferences, dynamics_config or DynamicsConfig(seed=seed))
     behaviour = StatisticalBehaviour(preferences, activity_tier_array(profiles), behaviour_config, dynamics)
-    return UserKit(history, profiles, preferences, behaviour, report)
+    return UserKit(history, profiles, preferences, behaviour, report, profile_config)

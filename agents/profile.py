@@ -105,6 +105,9 @@ class ProfileConfig:
     """At most this many example titles of each kind."""
     min_history: int = 5
     """Users with fewer interactions are flagged thin."""
+    item_statistics: bool = True
+    """Describe each item to the LLM with its popularity and mean rating in this history (Agent4Rec's item profile:
+    quality and popularity beside the genres); False: title, year and genres only."""
 
 
 def _tiers(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -187,6 +190,37 @@ def build_profiles(dataset: Dataset, config: ProfileConfig = ProfileConfig()) ->
             )
         )
     return profiles
+
+
+def item_text_version(config: ProfileConfig = ProfileConfig()) -> int:
+    """The version of the item descriptions `item_descriptions` writes (2: with statistics, 1: without); it joins the
+    prompt versions an adapter records, as the LLM learns from the item text too."""
+    return 2 if config.item_statistics else 1
+
+
+def item_descriptions(dataset: Dataset, config: ProfileConfig = ProfileConfig()) -> list[str]:
+    """Each item's line in the users' prompts: the dataset's text (title, year, genres), and with ``item_statistics``
+    the share of this history's users who had it and its mean rating here, e.g. ``Fargo (1996); genres: Crime, Drama,
+    Thriller; watched by 54% of users; average rating 4.2 of 5``. Computed from `dataset` only (give it a training
+    part: nothing held out may reach an item statistic)."""
+    texts = dataset.items["text"].tolist()
+    if not config.item_statistics:
+        return texts
+    frame = dataset.interactions
+    items = frame["item"].to_numpy()
+    users_of_item = frame.drop_duplicates(["user", "item"])["item"].to_numpy()
+    share = np.bincount(users_of_item, minlength=dataset.n_items) / max(1, frame["user"].nunique())
+    counts = np.bincount(items, minlength=dataset.n_items)
+    out = []
+    rated = dataset.has_ratings
+    means = np.bincount(items, frame["rating"].to_numpy(dtype=np.float64), minlength=dataset.n_items) / np.maximum(counts, 1) if rated else None
+    for i, text in enumerate(texts):
+        if counts[i] == 0:
+            out.append(f"{text}; not watched by anyone yet")
+            continue
+        watched = f"watched by {share[i]:.0%} of users" if share[i] >= 0.005 else "watched by under 1% of users"
+        out.append(f"{text}; {watched}; average rating {means[i]:.1f} of 5" if rated else f"{text}; {watched}")
+    return out
 
 
 def _plain(value: Any) -> Any:

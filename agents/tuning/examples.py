@@ -15,7 +15,7 @@ reach an example. For each sampled user with enough training history:
   from those the user never interacted with in the training data.
 
 The messages are rendered by the very templates and profile text the LLM user uses
-(`recarena.agents.prompts.template`, `UserProfile.describe`), in the shape of
+(`recarena.agents.prompts.template`, `UserProfile.describe`, `item_descriptions` of the training part), in the shape of
 `LanguageUser._llm_watch` / `_llm_ratings` (a system turn, then one question); a test holds the two
 equal. The watch question's page and position are drawn uniformly in ``1..pages`` and
 ``1..positions``. All draws come from the named streams `TUNE_USERS` and `TUNE_EXAMPLES`.
@@ -34,7 +34,7 @@ from recarena.simulator.data.dataset import per_user
 from recarena.simulator.data.streams import TUNE_EXAMPLES, TUNE_USERS
 
 from ..language_user import STARS, YES_NO
-from ..profile import ProfileConfig, build_profiles
+from ..profile import ProfileConfig, build_profiles, item_descriptions, item_text_version
 from ..prompts import template
 
 QUESTIONS = ("system", "watch", "rate")
@@ -90,9 +90,9 @@ class Example:
         return self.options.index(self.answer)
 
 
-def prompt_versions() -> dict[str, int]:
-    """The versions of the templates the examples are rendered with."""
-    return {name: template(name).version for name in QUESTIONS}
+def prompt_versions(profile_config: ProfileConfig = ProfileConfig()) -> dict[str, int]:
+    """The versions of the templates the examples are rendered with, and of the item descriptions in them."""
+    return {**{name: template(name).version for name in QUESTIONS}, "item": item_text_version(profile_config)}
 
 
 def system_message(profile_text: str) -> dict[str, str]:
@@ -143,7 +143,7 @@ def build_examples(train: Dataset, config: ExampleConfig = ExampleConfig(), seed
     is_target = _targets_mask(frame, train.n_users, targets_of)
     profiles = build_profiles(train.with_interactions(frame[~is_target], name=f"{train.name}[history]"), profile_config)
 
-    texts = train.items["text"].tolist()
+    texts = item_descriptions(train, profile_config)
     items_of = per_user(frame, train.n_users)
     ratings_of = per_user(frame, train.n_users, "rating")
     times_of = per_user(frame, train.n_users, "timestamp")
@@ -172,7 +172,7 @@ def build_held_out_examples(train: Dataset, held: pd.DataFrame, config: ExampleC
     if config.users and config.users < len(eligible):
         eligible = np.sort(TUNE_USERS.generator(seed).choice(eligible, size=config.users, replace=False))
     profiles = build_profiles(train, profile_config)
-    texts = train.items["text"].tolist()
+    texts = item_descriptions(train, profile_config)
     trained_on = per_user(train.interactions, train.n_users)
     held_items, held_ratings, held_times = (per_user(held, train.n_users, c) for c in ("item", "rating", "timestamp"))
     ask_ratings = config.ratings and train.has_ratings

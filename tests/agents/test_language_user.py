@@ -118,7 +118,8 @@ def test_calibration_gives_the_llm_weight_only_when_it_knows_something(ml100k_ki
     kit = ml100k_kit
     held_out = ml100k_holdout.test
     scripted = calibrate_blend(kit, held_out, ScriptedLLM(), n_users=30, progress=False)
-    assert scripted.fitted_on["watch_nll"]["pooled"] <= scripted.fitted_on["watch_nll"]["preference_only"] + 1e-6  # nested models
+    objective = scripted.fitted_on["watch_objective"]
+    assert objective["pooled"] <= objective["preference_only"] + 1e-6  # nested models (MAP objectives)
 
     informed = calibrate_blend(kit, held_out, Informed(), n_users=30, progress=False)
     assert informed.watch_llm > 0.5, informed  # what it knows counts for watching, in the right direction ...

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from recarena.agents.profile import ProfileConfig, build_profiles, load_profiles, save_profiles
+from recarena.agents.profile import ProfileConfig, build_profiles, item_descriptions, item_text_version, load_profiles, save_profiles
 from recarena.simulator.data import Dataset
 
 
@@ -94,3 +94,16 @@ def test_a_user_without_history_gets_a_thin_profile_and_a_working_statistical_us
     ghost = kit.profiles[data.user_index("ghost")]
     assert ghost.thin and ghost.activity == 0 and ghost.liked_genres == []
     check_user(kit.statistical_user(ghost.user, np.random.default_rng(0)), [[0, 1], [2, 3]])
+
+
+def test_items_are_described_with_their_popularity_and_mean_rating_in_the_history_given():
+    data = tiny()
+    texts = dict(zip(data.items["raw_id"], item_descriptions(data)))
+    # a: 2 of 3 users, ratings 5 and 3; b: 1 of 3, rating 5
+    assert texts["a"] == "Alien; genres: Sci-Fi; watched by 67% of users; average rating 4.0 of 5"
+    assert texts["b"].endswith("; watched by 33% of users; average rating 5.0 of 5")
+    assert item_descriptions(data, ProfileConfig(item_statistics=False)) == data.items["text"].tolist()
+    # The statistics are the given history's only: a part without the fan's ratings describes b as never watched.
+    without_fan = data.with_interactions(data.interactions[data.interactions["user"] != data.user_index("fan")], name="part")
+    assert dict(zip(data.items["raw_id"], item_descriptions(without_fan)))["b"] == "Aliens; genres: Sci-Fi, Action; not watched by anyone yet"
+    assert item_text_version() == 2 and item_text_version(ProfileConfig(item_statistics=False)) == 1

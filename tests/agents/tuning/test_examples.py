@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from recarena.agents.language_user import LanguageUser
+from recarena.agents.profile import item_descriptions
 from recarena.agents.tuning import examples as examples_module
 from recarena.agents.tuning.examples import ExampleConfig, build_examples, prompt_versions
 from recarena.simulator.data.dataset import per_user
@@ -37,7 +38,7 @@ def test_the_examples_are_the_messages_the_llm_user_sends(train_part):
     finally:
         examples_module.build_profiles = saved
     behaviour = SimpleNamespace(preferences=SimpleNamespace(seen=defaultdict(list)))
-    texts = train_part.items["text"].tolist()
+    texts = item_descriptions(train_part)  # as the users' kit describes items (UserKit.item_texts)
     for example in examples:
         llm = RecordingLLM()
         user = LanguageUser(profiles["all"][example.user], behaviour, np.random.default_rng(0), texts, llm)
@@ -47,7 +48,7 @@ def test_the_examples_are_the_messages_the_llm_user_sends(train_part):
         else:
             user._llm_ratings([example.item])
         assert tuple(llm.requests[-1]) == example.messages
-    assert prompt_versions() == {"system": 1, "watch": 1, "rate": 1}
+    assert prompt_versions() == {"system": 1, "watch": 1, "rate": 1, "item": 2}
 
 
 def test_positives_are_each_users_last_training_items_and_negatives_items_it_never_had(train_part):

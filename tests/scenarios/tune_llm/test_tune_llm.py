@@ -43,7 +43,7 @@ def test_the_cli_writes_a_content_addressed_adapter_with_its_manifest(synthetic_
     assert folder.name == "adapter-" + manifest["content_sha256"][:12]
     assert manifest["base"]["kind"] == "hf" and len(manifest["base"]["digest"]) == 16
     assert manifest["data"]["part"] == "train" and len(manifest["data"]["fingerprint"]) == 64
-    assert manifest["prompts"] == {"system": 1, "watch": 1, "rate": 1}
+    assert manifest["prompts"] == {"system": 1, "watch": 1, "rate": 1, "item": 2}
     assert manifest["recipe"]["rank"] == 4 and manifest["examples"]["users"] == 8 and manifest["seed"] == 0
     assert [p["step"] for p in manifest["training"]["curve"]] == [1, 2, 3, 4, 5, 6]
     assert manifest["run"]["command"].startswith("recarena tune-llm --dataset ") and "--rank 4" in manifest["run"]["command"]
