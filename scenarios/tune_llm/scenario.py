@@ -11,8 +11,8 @@ questions are packed behind their shared system turn, each seen as at inference
 hyper-parameters, training curve); ``OUT/results.json`` says where.
 
 The default recipe (600 users, 3 targets and 2 negatives each, 150 steps of 4 packed sequences (one pass), LoRA
-rank 8 on the top 8 layers' q and v projections) trains the embedded SmolLM2 in about half an hour on
-2 CPU cores. ``--base`` takes any local Hugging Face causal LM folder; CUDA with bf16 is used when present.
+rank 16 on the top 8 layers' attention and MLP projections, AdamW 2e-3) trains the embedded SmolLM2 in
+about 40 minutes on 2 CPU cores; the validation questions are measured before, during and after. ``--base`` takes any local Hugging Face causal LM folder; CUDA with bf16 is used when present.
 """
 
 from __future__ import annotations

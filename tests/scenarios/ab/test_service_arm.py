@@ -143,11 +143,12 @@ def _free_port() -> int:
 
 
 @pytest.mark.parametrize("arm, needle", [
-    (f"http://127.0.0.1:{_free_port()}/recommend", "did not answer its start-up check (ConnectionRefusedError"),
+    ("http://127.0.0.1:FREE_PORT/recommend", "did not answer its start-up check (ConnectionRefusedError"),
     ("http://127.0.0.1:99999/x", "arms: service URL 'http://127.0.0.1:99999/x': the port is not a number"),
     ("pop=http://127.0.0.1:8000/x", "arms: the service name 'pop' is a model's name"),
 ])  # fmt: skip
 def test_an_unreachable_or_malformed_service_arm_is_one_line_and_exit_2_before_anything_is_written(ml100k, tmp_path, capsys, arm, needle):
+    arm = arm.replace("FREE_PORT", str(_free_port()))  # chosen when run, so parallel workers collect the same test ids
     status = main(["ab", "--arms", f"random,{arm}", "--users", "4", "--no-progress", "--out", str(tmp_path / "run")])
     error = capsys.readouterr().err
     assert status == 2 and error.count("\n") == 1 and needle in error and "Traceback" not in error
