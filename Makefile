@@ -6,6 +6,9 @@ STAMP  := $(VENV)/.installed
 # torch is pinned only here: an unpinned torch pulls several GB of CUDA packages.
 TORCH  ?= torch==2.13.0
 EXTRAS ?= dev,llm,memory,ray,tune,rl
+# Two workers (pytest-xdist), a test file per worker so its module fixtures are built once: the suite is
+# mostly single-threaded, and this keeps it within 20 minutes on 2 cores. PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 
 .PHONY: setup browser test demo clean
@@ -29,7 +32,7 @@ browser:
 
 # pytest exits 5 when it collects no test: a suite that finds nothing is broken, so say so and fail.
 test: setup browser
-	@RECARENA_REQUIRE_CHROMIUM=1 RECARENA_REQUIRE_LLAMA=1 RECARENA_REQUIRE_RAY=1 RECARENA_REQUIRE_TUNE=1 RECARENA_REQUIRE_RL=1 $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@RECARENA_REQUIRE_CHROMIUM=1 RECARENA_REQUIRE_LLAMA=1 RECARENA_REQUIRE_RAY=1 RECARENA_REQUIRE_TUNE=1 RECARENA_REQUIRE_RL=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
 	exit $$rc
 
