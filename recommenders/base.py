@@ -166,6 +166,16 @@ class Recommender(ABC):
         history: Sequence[np.ndarray] | None = None,
     ) -> Recommendations:
         """Top-`k` items per user, best first, never an excluded item, only `candidates` if given."""
+        users, known, banned, allowed = self._recommend_request(users, k, exclude, candidates, history)
+        with torch_threads(self.params.threads):
+            fast = self._retrieve(users, known, k, banned) if allowed is None else None
+        if fast is not None:
+            return fast
+        return _top_k(self.score(users, known), k, banned, allowed)
+
+    def _recommend_request(self, users, k: int, exclude: Exclude, candidates: ItemSets, history: Sequence[np.ndarray] | None):
+        """`recommend`'s arguments checked (RecommenderError naming the bad one) and resolved: the users, their known
+        items, per user the items banned (None: none) and the items allowed (None: all)."""
         users = self._users(users)
         if k < 1:
             raise RecommenderError(f"{self.name}: k must be at least 1, got {k}")
@@ -174,11 +184,7 @@ class Recommender(ABC):
         known = self._history(users, history)
         banned = self._per_user(exclude if not isinstance(exclude, str) else known, len(users), "exclude") if exclude is not None else None
         allowed = self._per_user(candidates, len(users), "candidates") if candidates is not None else None
-        with torch_threads(self.params.threads):
-            fast = self._retrieve(users, known, k, banned) if allowed is None else None
-        if fast is not None:
-            return fast
-        return _top_k(self.score(users, known), k, banned, allowed)
+        return users, known, banned, allowed
 
     def known_items(self, users: np.ndarray | Sequence[int]) -> list[np.ndarray]:
         """Per user, the items the model knows the user had (fit + updates); by default its histories, in time order."""

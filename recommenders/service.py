@@ -213,15 +213,8 @@ class HttpRecommender(Recommender):
         """The service's top-`k` per user (the base contract), one request per user, `concurrency` in flight.
 
         `pages`: per user, the session's pages so far (the engine's; an empty list for each user when not given)."""
-        users = self._users(users)
-        if k < 1:
-            raise RecommenderError(f"{self.name}: k must be at least 1, got {k}")
-        if isinstance(exclude, str) and exclude != "seen":
-            raise RecommenderError(f"{self.name}: exclude must be 'seen', None or item ids, got {exclude!r}")
-        known = self._history(users, history)
+        users, known, banned, allowed = self._recommend_request(users, k, exclude, candidates, history)
         stamps = [self.timestamps[u] for u in users.tolist()] if history is None else [None] * len(users)
-        banned = self._per_user(exclude if not isinstance(exclude, str) else known, len(users), "exclude") if exclude is not None else None
-        allowed = self._per_user(candidates, len(users), "candidates") if candidates is not None else None
         if pages is not None and len(pages) != len(users):
             raise RecommenderError(f"{self.name}: pages has {len(pages)} rows for {len(users)} users")
         requests = [_request(int(u), k, known[r], stamps[r], banned[r] if banned is not None else None,
