@@ -152,7 +152,7 @@ class ReportOptions(CommonOptions):
 class LLMOptions(ReportOptions):
     """The options of a scenario that runs an LLM (built with `recarena.agents.llm.build_llm`)."""
 
-    llm: str = option("embedded", "the LLM: 'embedded' (SmolLM2 in-process; 'embedded:adapter=FOLDER' with a tune-llm adapter) or 'openai:MODEL@BASE_URL' (vLLM, Ollama, OpenAI)")
+    llm: str = option("embedded", "the LLM: 'embedded' (SmolLM2 in-process; 'embedded:tuned' with the shipped adapter tuned on ml-100k's leave-one-out training part; 'embedded:adapter=FOLDER' with a tune-llm adapter) or 'openai:MODEL@BASE_URL' (vLLM, Ollama, OpenAI)")
     llm_cache: Path | None = option(Path("runs/llm-cache.sqlite"), "SQLite cache of LLM answers (a warm rerun makes no calls)")
     max_llm_failure_rate: float = option(DEFAULT_MAX_FAILURE_RATE, "stop the run (exit 1) when more than this share of LLM requests end "
                                                                    "in a fallback, over the first 20 or the last 100 (1: never stop)")

@@ -1,6 +1,7 @@
 """Build an :class:`LLM` from a config string or object.
 
-``embedded`` -> the in-process SmolLM2 default (``embedded:adapter=FOLDER``: with a ``recarena tune-llm`` adapter); ``openai:MODEL@BASE_URL`` (or ``openai:MODEL`` with
+``embedded`` -> the in-process SmolLM2 default (``embedded:adapter=FOLDER``: with a ``recarena tune-llm`` adapter;
+``embedded:tuned``: with the adapter shipped in this package, `SHIPPED_ADAPTER`); ``openai:MODEL@BASE_URL`` (or ``openai:MODEL`` with
 $OPENAI_BASE_URL) -> an OpenAI-compatible endpoint; a LangChain ``BaseChatModel``, a
 :class:`Backend` or a ready :class:`LLM` -> used as given. The registry below is explicit.
 """
@@ -47,11 +48,20 @@ class LLMConfig(BaseModel):
     probe: bool = Field(False, description="Check before the first call that a remote endpoint answers (LLMHealthError if not).")
 
 
+SHIPPED_ADAPTER = Path(__file__).parent / "adapters" / "smollm2-ml-100k-loo"
+"""The tuned adapter ``embedded:tuned`` serves: `recarena tune-llm --dataset ml-100k --seed 0` with the default recipe,
+trained on ml-100k's leave-one-out training part (its README and manifest say how it was made and what it scores). A run
+on any other training part refuses it (`recarena.scenarios.contract.check_llm_training_data`): held-out items may have
+reached it."""
+
+
 def spec_adapter(spec: Any) -> Path | None:
-    """The adapter folder an ``embedded:adapter=FOLDER`` spec names (None for any other spec)."""
+    """The adapter folder an ``embedded:adapter=FOLDER`` or ``embedded:tuned`` spec names (None for any other spec)."""
     if not isinstance(spec, str):
         return None
     kind, _, argument = spec.strip().partition(":")
+    if kind == "embedded" and argument == "tuned":
+        return SHIPPED_ADAPTER
     name, equals, value = argument.partition("=")
     return Path(value).expanduser() if kind == "embedded" and name == "adapter" and equals and value else None
 
@@ -73,12 +83,10 @@ def adapter_training_data(spec: Any) -> str | None:
 def _embedded(argument: str, config: LLMConfig) -> Backend:
     from .embedded import EmbeddedBackend
 
-    adapter = None
-    if argument:
-        name, equals, value = argument.partition("=")
-        if name != "adapter" or not equals or not value:
-            raise LLMSpecError(f"backend 'embedded' takes only 'embedded:adapter=FOLDER' (a recarena tune-llm adapter), got 'embedded:{argument}'")
-        adapter = Path(value).expanduser()
+    adapter = spec_adapter(f"embedded:{argument}") if argument else None
+    if argument and adapter is None:
+        raise LLMSpecError(f"backend 'embedded' takes only 'embedded:tuned' (the shipped adapter) or 'embedded:adapter=FOLDER' "
+                           f"(a recarena tune-llm adapter), got 'embedded:{argument}'")  # fmt: skip
     return EmbeddedBackend(config.model_path, n_threads=config.n_threads, seed=config.sampling.seed, adapter=adapter)
 
 

@@ -40,14 +40,18 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * (len(labels) - positives)))
 
 
-def bootstrap_auc(scores: np.ndarray, labels: np.ndarray, users: np.ndarray, seed: int, draws: int = 500) -> tuple[float, float]:
-    """A 95% percentile interval of `auc`, resampling users (a user's questions go together)."""
+def bootstrap_auc(scores: np.ndarray, labels: np.ndarray, users: np.ndarray, seed: int, draws: int = 500,
+                  minus: np.ndarray | None = None) -> tuple[float, float]:  # fmt: skip
+    """A 95% percentile interval of `auc`, resampling users (a user's questions go together); with `minus` (another
+    scorer of the same questions), of the paired difference ``auc(scores) - auc(minus)``."""
     rng, unique = np.random.default_rng(seed), np.unique(users)
     rows = {u: np.flatnonzero(users == u) for u in unique}
     values = []
     for _ in range(draws):
         take = np.concatenate([rows[u] for u in rng.choice(unique, len(unique))])
         value = auc(scores[take], labels[take])
+        if minus is not None:
+            value -= auc(minus[take], labels[take])
         if not np.isnan(value):
             values.append(value)
     low, high = np.percentile(values, [2.5, 97.5])

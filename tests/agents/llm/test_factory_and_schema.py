@@ -25,7 +25,7 @@ def test_openai_string_parses_model_url_and_env_key(monkeypatch):
 @pytest.mark.parametrize("spec, message", [
     ("gpt4", "unknown LLM backend 'gpt4'"),
     ("openai:@http://x", "model name is missing"),
-    ("embedded:big", "takes only .embedded:adapter=FOLDER."),
+    ("embedded:big", "takes only .embedded:tuned. .the shipped adapter. or .embedded:adapter=FOLDER."),
 ])
 def test_bad_config_strings_fail_with_one_line(spec, message):
     with pytest.raises(ValueError, match=message):

@@ -10,7 +10,7 @@ import pytest
 
 from recarena.agents.profile import ProfileConfig, build_profiles
 from recarena.agents.tuning.examples import ExampleConfig, system_message
-from recarena.agents.tuning.validation import HeldOut, auc
+from recarena.agents.tuning.validation import HeldOut, auc, bootstrap_auc
 from recarena.simulator.data.splits import leave_one_out
 
 
@@ -42,6 +42,18 @@ def test_auc_is_the_share_of_positive_negative_pairs_ranked_right_ties_counting_
     pairs = [(p, n) for p, n in itertools.product(scores[labels], scores[~labels])]
     assert auc(scores, labels) == pytest.approx(np.mean([1.0 if p > n else 0.5 if p == n else 0.0 for p, n in pairs]))
     assert np.isnan(auc(scores, np.zeros(40, dtype=bool)))
+
+
+def test_bootstrap_intervals_resample_users_and_pair_two_scorers_of_the_same_questions():
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(40), 5)
+    labels = np.tile([True, False, False, False, False], 40)
+    informed, noise = labels + rng.normal(0, 0.8, 200), rng.normal(0, 1, 200)
+    low, high = bootstrap_auc(informed, labels, users, seed=1)
+    assert low < auc(informed, labels) < high and low > 0.6
+    assert bootstrap_auc(informed, labels, users, seed=1, minus=informed) == (0.0, 0.0)  # a scorer against itself
+    low, high = bootstrap_auc(informed, labels, users, seed=1, minus=noise)
+    assert 0 < low < auc(informed, labels) - auc(noise, labels) < high
 
 
 def test_figures_come_from_the_probabilities_and_baselines_from_the_training_part(split):
