@@ -37,12 +37,12 @@ test: setup browser
 	exit $$rc
 
 # The main job on the embedded defaults: a simulated A/B test of pop, bpr and sasrec with hybrid users
-# (SmolLM2 in-process), sized to finish in about 10 minutes on 2 cores; a warm rerun reuses models and LLM answers.
+# (SmolLM2 in-process with the shipped adapter tuned on ml-100k's training part), sized to finish in about 10 minutes on 2 cores; a warm rerun reuses models and LLM answers.
 DEMO_ARGS ?= --users 8 --pages 3 --slate-size 5 --calibration-users 8 --quotes 2
 demo: setup
 	$(VENV)/bin/recarena data info ml-100k
 	$(VENV)/bin/recarena ab --dataset ml-100k --arms pop,bpr,sasrec --model-params sasrec.epochs=10 \
-		--user-kind hybrid --llm embedded --llm-cache runs/llm-cache.sqlite --seed 0 --out runs/demo $(DEMO_ARGS)
+		--user-kind hybrid --llm embedded:tuned --llm-cache runs/llm-cache.sqlite --seed 0 --out runs/demo $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

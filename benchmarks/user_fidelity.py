@@ -23,6 +23,7 @@ from recarena.agents.calibration import calibrate_blend
 from recarena.agents.fidelity import FidelityConfig, fidelity_report
 from recarena.agents.kit import build_user_kit
 from recarena.agents.llm import LLMConfig, make_llm
+from recarena.scenarios.contract import check_llm_training_data
 from recarena.simulator.data import load_dataset
 from recarena.simulator.data.splits import random_holdout
 
@@ -40,7 +41,8 @@ def row(kind: str, report: dict, seconds: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--llm", default="embedded", help="LLM backend string (embedded, openai:MODEL@URL)")
+    parser.add_argument("--llm", default="embedded", help="LLM backend string (embedded, embedded:adapter=FOLDER of an adapter tuned with "
+                        "`recarena tune-llm --split fidelity`, openai:MODEL@URL)")
     parser.add_argument("--llm-users", type=int, default=20, help="users checked for the LLM kinds")
     parser.add_argument("--calibration-users", type=int, default=30)
     parser.add_argument("--cache", default="runs/llm-cache.sqlite")
@@ -48,6 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     data = load_dataset("ml-100k")
     split = random_holdout(data, valid_fraction=0.1, test_fraction=0.1, seed=0)
+    check_llm_training_data([args.llm], split.train_dataset())  # a tuned adapter must not have seen these held-out parts
     kit = build_user_kit(split.train_dataset(), seed=0)
     llm = make_llm(args.llm, LLMConfig(cache_path=Path(args.cache), progress=False))
     small = FidelityConfig(ratios=(1, 3), max_users=args.llm_users, max_positives=4, max_ratings=5, seed=0)
