@@ -48,6 +48,12 @@ _SPEECH_WORDS = frozenset(
 )
 
 
+# A person's answer never opens with these; a model continuing a template often does (", This sentence ...").
+_NO_SENTENCE_STARTS_WITH = frozenset(",.;:)]}!?-*_|/\\")
+# Two of these and the model is describing its output ("This sentence is formatted with bold text"), not answering.
+_ABOUT_ITS_OWN_TEXT = frozenset("sentence sentences formatted formatting bold italic markdown paragraph text response output".split())
+
+
 def _words(text: str) -> list[str]:
     return _WORD.findall(text)
 
@@ -55,12 +61,16 @@ def _words(text: str) -> list[str]:
 def unusable_reason(text: str | None, prompt: str = "", *, min_words: int = MIN_WORDS) -> str | None:
     """Why `text` is not something a person would say (a short phrase), or None when it is usable.
 
-    Rejects: no text; fewer than `min_words` words (numbers and years are not words); mostly digits and
+    Rejects: no text; a first character no sentence starts with (a comma, a closing bracket, markup); fewer than
+    `min_words` words (numbers and years are not words); mostly digits and
     punctuation; one word or one pair of words repeated; a title (capitalised names with no word of
-    speech, a year in brackets or not); and an echo of `prompt` (most of its three-word runs copied)."""
+    speech, a year in brackets or not); the model describing its own text ("This sentence is formatted with bold
+    text"); and an echo of `prompt` (most of its three-word runs copied)."""
     stripped = (text or "").strip()
     if not stripped:
         return "empty"
+    if stripped[0] in _NO_SENTENCE_STARTS_WITH:
+        return "starts with a punctuation mark"
     words = _words(stripped)
     if len(words) < min_words:
         return f"fewer than {min_words} words"
@@ -77,6 +87,8 @@ def unusable_reason(text: str | None, prompt: str = "", *, min_words: int = MIN_
             return "the same words repeated"
     if all(w in _TITLE_SMALL_WORDS for w in lower):
         return "no word of content"
+    if len(_ABOUT_ITS_OWN_TEXT.intersection(lower)) >= 2:
+        return "talks about its own text"
     # A title capitalises its words; speech leaves most of them lower case. The first word is
     # capitalised either way, so it does not count.
     capitalised = sum(w[0].isupper() for w in words[1:])
