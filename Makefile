@@ -37,7 +37,7 @@ test: setup browser
 	exit $$rc
 
 # The main job on the embedded defaults: a simulated A/B test of pop, bpr and sasrec with hybrid users
-# (SmolLM2 in-process with the shipped adapter tuned on ml-100k's training part), sized to finish in about 10 minutes on 2 cores; a warm rerun reuses models and LLM answers.
+# (SmolLM2 in-process with the shipped adapter tuned on ml-100k's training part), sized to finish in 10-15 minutes on 2 cores; a warm rerun reuses models and LLM answers.
 DEMO_ARGS ?= --users 8 --pages 3 --slate-size 5 --calibration-users 8 --quotes 2
 demo: setup
 	$(VENV)/bin/recarena data info ml-100k
