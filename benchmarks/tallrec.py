@@ -15,7 +15,7 @@ The protocol, as TALLRec's ``preprocess_movie.py`` builds it (Bao et al., RecSys
   "A (1995)", ... / User Unpreference: ... / Whether the user will like the target movie "X (1996)"?";
   the answer is read as P(Yes) against P(No) at the first answer token, as the LLM user reads it;
 * few-shot: ``--samples`` training records drawn at random (seeded), a fresh LoRA each; AUC on the
-  test records.
+  test records. CUDA with bf16 when present, else CPU float32 (as `recarena tune-llm`).
 
 Measured in the same run: the base model (no adapter), each LoRA, and cheap baselines that see the
 training records only or the record itself: random (0.5), the user's liked share in the record's
@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from recarena.agents.tuning.base import Recipe, add_lora, load_base, score_examples
+from recarena.agents.tuning.base import Recipe, add_lora, device_and_dtype, load_base, score_examples
 from recarena.agents.tuning.examples import Example
 from recarena.agents.tuning.packing import pack
 from recarena.agents.tuning.trainer import train
@@ -118,12 +118,12 @@ def main() -> None:
         "user's liked share in the history (baseline)": np.array([np.mean(r.liked) for r in test_records]),
         "item's liked share in training records (baseline)": np.array([np.mean(liked_of_item.get(r.target, [overall])) for r in test_records]),
     }  # fmt: skip
-    base = load_base(None, torch.device("cpu"), torch.float32, progress=False)
+    base = load_base(None, progress=False)
     scorers["SmolLM2-135M, no tuning"] = p_yes_of(base.model, base.tokenizer, test_examples)
     curves = {}
     for samples in args.samples:
         chosen = [train_records[i] for i in np.sort(rng.choice(len(train_records), min(samples, len(train_records)), replace=False))]
-        loaded = load_base(None, torch.device("cpu"), torch.float32, progress=False)
+        loaded = load_base(None, progress=False)
         torch.manual_seed(args.seed)
         sequences = pack(loaded.tokenizer, [example_of(r, names) for r in chosen], 1024)
         batch = min(4, len(sequences))
@@ -149,7 +149,7 @@ def main() -> None:
         table[label] = {"auc": round(auc(scores, labels), 4), "ci": [round(v, 4) for v in bootstrap_auc(scores, labels, users, args.seed)]}
     results = {"protocol": "TALLRec ml-100k (last 10,000 records, 8:1:1, rating > 3)", "records": {"train": len(train_records),
                "valid": len(valid_records), "test": len(labels), "test_liked_share": round(float(labels.mean()), 4)},
-               "recipe": {k: v for k, v in vars(args).items() if k not in ("out",)}, "table": table, "training": curves,
+               "recipe": {k: v for k, v in vars(args).items() if k not in ("out",)}, "device": str(device_and_dtype()), "table": table, "training": curves,
                "seconds": time.perf_counter() - started}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=str))

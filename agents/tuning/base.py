@@ -14,6 +14,8 @@ transformers and peft are the optional extra ``recarena[tune]``, imported only h
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import json
 import warnings
@@ -88,18 +90,29 @@ def base_identity(path: Path | None) -> dict[str, str]:
 
 def load_base(path: Path | None = None, device: torch.device | None = None, dtype: torch.dtype | None = None,
               progress: bool = True) -> LoadedModel:  # fmt: skip
-    """The base model (see the module docstring) in eval mode, with its tokenizer (`progress`: transformers' bars)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as transformers_logging
+    """The base model (see the module docstring) in eval mode, with its tokenizer (`progress`: transformers' bars).
 
+    Each call returns a fresh copy of the model (LoRA wraps it in place), copied from the last one loaded in this
+    process when the base's digest, device and dtype are the same: reading the GGUF takes most of a minute on 2 cores,
+    and a benchmark trying several recipes loads the same base each time. The tokenizer is shared."""
     identity = base_identity(path)
     default_device, default_dtype = device_and_dtype()
     device, dtype = device or default_device, dtype or default_dtype
-    if identity["kind"] == "gguf":
-        gguf = Path(identity["path"])
-        where, extra = gguf.parent, {"gguf_file": gguf.name}
+    model, tokenizer = _load_pristine(identity["kind"], identity["path"], identity["digest"], device, dtype, progress)
+    return LoadedModel(copy.deepcopy(model), tokenizer, {**identity, "dtype": str(dtype).removeprefix("torch."), "device": device.type})
+
+
+@functools.lru_cache(maxsize=1)
+def _load_pristine(kind: str, path: str, digest: str, device: torch.device, dtype: torch.dtype, progress: bool) -> tuple[Any, Any]:
+    """The base as loaded, never handed out (`load_base` copies it); `digest` is in the cache key, so a changed file
+    loads again."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
+
+    if kind == "gguf":
+        where, extra = Path(path).parent, {"gguf_file": Path(path).name}
     else:
-        where, extra = Path(identity["path"]), {}
+        where, extra = Path(path), {}
     bars = transformers_logging.is_progress_bar_enabled()
     if not progress:
         transformers_logging.disable_progress_bar()
@@ -113,7 +126,7 @@ def load_base(path: Path | None = None, device: torch.device | None = None, dtyp
         tokenizer.pad_token = tokenizer.eos_token
     if not getattr(tokenizer, "chat_template", None):
         raise TuningError(f"base: {where} has no chat template in its tokenizer; the users' prompts need one")
-    return LoadedModel(model, tokenizer, {**identity, "dtype": str(dtype).removeprefix("torch."), "device": device.type})
+    return model, tokenizer
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,19 @@ def test_a_packed_question_reads_exactly_as_the_prompt_sent_alone(tiny_base, exa
             torch.testing.assert_close(packed[label, : len(options)], alone[options].log_softmax(-1), atol=2e-5, rtol=1e-4)
 
 
+def test_each_load_of_the_base_is_a_fresh_copy_even_when_it_is_not_read_again(tiny_base):
+    """The second load copies the first (reading a GGUF takes most of a minute), so LoRA on one copy, which wraps its
+    modules in place, leaves the next load untouched."""
+    first = load_base(tiny_base)
+    add_lora(first.model, Recipe(rank=2, layers=1))
+    second = load_base(tiny_base)
+    assert second.model is not first.model and second.tokenizer is first.tokenizer
+    assert not any("lora" in name for name, _ in second.model.named_modules())
+    third = load_base(tiny_base)
+    for (name, a), (_, b) in zip(second.model.named_parameters(), third.model.named_parameters()):
+        assert a.data_ptr() != b.data_ptr() and torch.equal(a, b), name
+
+
 def test_the_order_of_steps_is_a_function_of_the_seed_and_step_alone():
     order = Order(10, 4, seed=5)
     steps = [order.step(s) for s in range(5)]
