@@ -8,7 +8,11 @@ Real prompts: the LLM user's own system turn (an ml-100k user's profile) and wat
 * **from scratch**: every question evaluates its whole prompt (what the backend did before it kept the
   system block's KV cache; forced here by forgetting the cached block before each question);
 * **system block reused**: the backend as it runs now (the block evaluated once per page);
-* **tuned** (with `--adapter`): the same with a `recarena tune-llm` adapter applied by llama.cpp.
+* **tuned** (with `--adapter`): the same with a `recarena tune-llm` adapter, served both ways llama.cpp
+  can: the LoRA file applied at run time (``serving="lora"``) and folded into the weights
+  (``serving="merged"``, `recarena.agents.llm.merged`; the merge itself is timed apart); each with
+  its mean absolute change of log P(Yes) against the base model, the adapter's effect, so that a
+  serving that loses the effect shows.
 
 It prints seconds per page and the ratios; the answers of the first two are checked equal.
 """
@@ -67,10 +71,20 @@ def main() -> None:
     print(f"from scratch          {scratch:7.2f} s/page")
     print(f"system block reused   {reused:7.2f} s/page   ({scratch / reused:.2f}x faster than from scratch; same answers)")
     if args.adapter is not None:
-        tuned_backend = EmbeddedBackend(n_threads=args.threads, adapter=args.adapter)
-        run(tuned_backend, pages[:1], from_scratch=False)
-        tuned, _ = run(tuned_backend, pages, from_scratch=False)
-        print(f"tuned, block reused   {tuned:7.2f} s/page   ({tuned / reused:.2f}x the base model's page time)")
+        effects = {}
+        for serving in ("lora", "merged"):
+            began = time.perf_counter()
+            tuned_backend = EmbeddedBackend(n_threads=args.threads, adapter=args.adapter, serving=serving)
+            loading = time.perf_counter() - began
+            run(tuned_backend, pages[:1], from_scratch=False)
+            tuned, tuned_answers = run(tuned_backend, pages, from_scratch=False)
+            effects[serving] = np.array(tuned_answers) - np.array(reused_answers)
+            print(f"tuned, {serving:6s} {tuned:13.2f} s/page   ({tuned / reused:.2f}x the base model's page time; loading {loading:.1f} s, "
+                  f"adapter's effect on log P(Yes): mean |change| {np.abs(effects[serving]).mean():.3f})")  # fmt: skip
+            tuned_backend.close()
+        gap = np.abs(effects["merged"] - effects["lora"])
+        print(f"merged against lora: log P(Yes) differs by {gap.mean():.3f} on average (at most {gap.max():.3f}); "
+              f"correlation of the effects {np.corrcoef(effects['merged'], effects['lora'])[0, 1]:.3f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -12,9 +12,8 @@ never by a test figure; the test part is not read here. CUDA with bf16 is used w
 where trying many variants is cheap); ``--budget-seconds`` stops starting new variants when the time
 left is shorter than the last one took, scaled by its steps.
 
-Steps follow the data: a variant with more users or questions gets proportionally more steps, so that
-``passes`` counts how often each packed sequence is seen (the default recipe: 600 users, about one
-sequence each, 150 steps of 4: one pass).
+Steps follow the data: a variant with more users or questions gets proportionally more steps than the
+default recipe's (600 users, about one packed sequence each), and ``passes`` multiplies them.
 """
 
 from __future__ import annotations

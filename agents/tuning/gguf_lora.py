@@ -1,7 +1,8 @@
 """A peft LoRA of a llama-architecture model as a llama.cpp adapter file (``adapter.gguf``).
 
-The embedded backend serves a tuned model as its base GGUF plus this file (llama.cpp applies the
-LoRA at run time, so a page costs what it costs without the adapter; no merged, requantised copy).
+The embedded backend serves a tuned model from this file: folded into a copy of the base GGUF's
+weights once (`recarena.agents.llm.merged`, the default: a page costs no more than the base's), or
+applied by llama.cpp at run time (``serving="lora"``).
 
 What the file holds, as llama.cpp's own converter (``convert_lora_to_gguf.py``) writes it:
 

@@ -38,31 +38,6 @@ def test_peft_names_become_gguf_names_and_only_b_of_q_and_k_moves():
         gguf_lora_tensors({"base_model.model.model.embed_tokens.lora_A.weight": a}, heads=2, kv_heads=1)
 
 
-@pytest.fixture(scope="module")
-def smollm2_adapter(tmp_path_factory):
-    """An adapter folder for the embedded SmolLM2: a random LoRA on the top block's q and v projections, sized from
-    the GGUF's own metadata, with the manifest ``recarena tune-llm`` writes."""
-    import llama_cpp
-
-    from recarena.agents.llm.embedded import _file_digest, smollm2_gguf_path
-
-    gguf = smollm2_gguf_path()
-    meta = llama_cpp.Llama(str(gguf), vocab_only=True, verbose=False).metadata
-    width, heads, kv_heads = (int(meta[f"llama.{k}"]) for k in ("embedding_length", "attention.head_count", "attention.head_count_kv"))
-    top, rank, generator = int(meta["llama.block_count"]) - 1, 4, torch.Generator().manual_seed(0)
-    outputs = {"q_proj": width, "v_proj": width // heads * kv_heads}
-    weights = {}
-    for module, rows in outputs.items():
-        name = f"base_model.model.model.layers.{top}.self_attn.{module}"
-        weights[f"{name}.lora_A.weight"] = torch.randn(rank, width, generator=generator) * 0.2
-        weights[f"{name}.lora_B.weight"] = torch.randn(rows, rank, generator=generator) * 0.2
-    folder = tmp_path_factory.mktemp("adapter")
-    write_gguf_lora(weights, alpha=8.0, heads=heads, kv_heads=kv_heads, path=folder / "adapter.gguf")
-    manifest = {"base": {"kind": "gguf", "name": gguf.stem, "digest": _file_digest(gguf)}, "content_sha256": "ab" * 32}
-    (folder / "manifest.json").write_text(json.dumps(manifest))
-    return folder, manifest
-
-
 @pytest.mark.requires("llama_cpp")
 def test_the_embedded_backend_serves_an_adapter_that_changes_its_answers(smollm2_adapter):
     from recarena.agents.llm import make_llm
