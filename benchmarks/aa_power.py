@@ -28,7 +28,8 @@ import time
 import numpy as np
 from scipy import stats
 
-from recarena.scenarios.ab.scenario import ABConfig, build_world, run_aa
+from recarena.scenarios.ab.scenario import ABConfig, build_world
+from recarena.scenarios.ab.selfcheck import run_aa
 from recarena.scenarios.comparisons import false_positive_bounds as rate_bounds
 
 METRICS = ("watch_rate", "mean_rating", "pages", "satisfaction")

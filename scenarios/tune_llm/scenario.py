@@ -10,7 +10,7 @@ questions are packed behind their shared system turn, each seen as at inference
 ``OUT/adapter-<hash>/`` with its manifest (base digest, data fingerprint, prompt versions,
 hyper-parameters, training curve); ``OUT/results.json`` says where.
 
-The default recipe (600 users, 3 targets and 2 negatives each, 150 steps of 4 packed sequences (one pass), LoRA
+The default recipe (600 users, 3 targets and 2 negatives each, 130 steps of 4 packed sequences (most of one pass), LoRA
 rank 16 on the top 8 layers' attention and MLP projections, AdamW 2e-3) trains the embedded SmolLM2 in
 about 40 minutes on 2 CPU cores; the validation questions are measured before, during and after. ``--base`` takes any local Hugging Face causal LM folder; CUDA with bf16 is used when present.
 """

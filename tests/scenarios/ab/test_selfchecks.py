@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from recarena.scenarios.ab.scenario import ABConfig, build_world, run_aa, run_ab
+from recarena.scenarios.ab.scenario import ABConfig, build_world, run_ab
+from recarena.scenarios.ab.selfcheck import run_aa
 from recarena.scenarios.comparisons import false_positive_bounds
 
 AA_METRICS = ("watch_rate", "mean_rating", "pages", "satisfaction")
