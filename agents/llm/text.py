@@ -63,7 +63,7 @@ def unusable_reason(text: str | None, prompt: str = "", *, min_words: int = MIN_
 
     Rejects: no text; a first character no sentence starts with (a comma, a closing bracket, markup); fewer than
     `min_words` words (numbers and years are not words); mostly digits and
-    punctuation; one word or one pair of words repeated; a title (capitalised names with no word of
+    punctuation; an opening bracket never closed (or a closing one never opened); one word or one pair of words repeated; a title (capitalised names with no word of
     speech, a year in brackets or not); the model describing its own text ("This sentence is formatted with bold
     text"); and an echo of `prompt` (most of its three-word runs copied)."""
     stripped = (text or "").strip()
@@ -77,6 +77,8 @@ def unusable_reason(text: str | None, prompt: str = "", *, min_words: int = MIN_
     visible = [c for c in stripped if not c.isspace()]
     if sum(c.isalpha() for c in visible) < 0.6 * len(visible):
         return "mostly digits or punctuation"
+    if stripped.count("(") != stripped.count(")") or stripped.count("[") != stripped.count("]"):
+        return "unbalanced brackets"  # cut off mid-list, as in "1970s(32),conspiracy theory("
     lower = [w.lower() for w in words]
     if len(lower) >= 4:
         top_count = Counter(lower).most_common(1)[0][1]

@@ -18,7 +18,8 @@ REAL_FRAGMENTS = ["The", "The (1991)", "The 2017 movie The Lion King", "loved", 
 DEGENERATE = ["", "   ", "the the the the the", "I liked it I liked it I liked it", "Action movies, action movies, action movies, action movies",
               "1995 1996 !!! ?? ...", "Toy Story and Heat", "of the and",
               ",   This sentence is formatted with bold text and incl.",  # the tuned model's demo interview, 2026-11-30
-              "This sentence is formatted in bold text for emphasis."]  # fmt: skip
+              "This sentence is formatted in bold text for emphasis.",
+              "1970s(32),conspiracy theory("]  # the tuned model's demo interview, 2026-12-01  # fmt: skip
 SENTENCES = ["I loved the sci-fi picks and the pacing.", "There were not enough thrillers for my taste.", "Too many old westerns.",
              "The comedies were great but I wanted more horror.", "Great variety of comedies.", "Nothing was missing.",
              "I watched 2 of 15 suggestions.", "The Godfather Part II was a classic pick."]  # fmt: skip
@@ -40,6 +41,8 @@ def test_each_kind_of_fragment_says_why():
     assert unusable_reason("the the the the the") == "the same words repeated"
     assert unusable_reason("12 15 17 (1995) ok !!! a b") == "mostly digits or punctuation"
     assert unusable_reason(", I liked the westerns.") == "starts with a punctuation mark"
+    assert unusable_reason("I wanted more 1970s films (conspiracy thrillers") == "unbalanced brackets"
+    assert unusable_reason("I wanted more 1970s films (conspiracy thrillers).") is None
     assert unusable_reason("The response text is formatted as a list.") == "talks about its own text"
     question = "You decided to watch Heat (1995). In one short sentence, why?"
     assert unusable_reason("You decided to watch Heat", question) == "an echo of the question"
