@@ -27,7 +27,8 @@ from recarena.simulator.data import Dataset
 
 from .dynamics import DynamicsConfig, DynamicsReport, fit_dynamics
 from .language_user import LLM_ONLY, Blend, LanguageUser
-from .preferences import PreferenceConfig, PreferenceModel, fit_preferences
+from .preference_cache import fitted_preferences
+from .preferences import PreferenceConfig, PreferenceModel
 from .profile import ProfileConfig, UserProfile, build_profiles, item_descriptions
 from .statistical import BehaviourConfig, StatisticalBehaviour, StatisticalUser, activity_tier_array
 from .user_kinds import PluginUserMaker, UserKindError, user_kind_maker, user_kind_needs_llm
@@ -110,11 +111,12 @@ def build_user_kit(
     validation: pd.DataFrame | None = None,
     dynamics_config: DynamicsConfig | None = None,
 ) -> UserKit:
-    """Compute profiles and fit the preference model on `history` (seconds for ml-100k); with `validation`
+    """Compute profiles and fit the preference model on `history` (seconds for ml-100k, once per machine: the fit is
+    cached on disk, see `preference_cache`); with `validation`
     (interactions after `history`), fit the users' dynamics on it too (see the module docstring)."""
     preference_config = preference_config or PreferenceConfig(seed=seed)
     profiles = build_profiles(history, profile_config)
-    preferences = fit_preferences(history, preference_config)
+    preferences = fitted_preferences(history, preference_config)  # fitted once per machine for the same data
     dynamics, report = None, None
     if validation is not None:
         dynamics, report = fit_dynamics(history, validation, preferences, dynamics_config or DynamicsConfig(seed=seed))

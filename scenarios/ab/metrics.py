@@ -36,6 +36,13 @@ LABELS = {
 }  # fmt: skip
 
 
+def finite_mean(series: pd.Series) -> float | None:
+    """The mean of a metric's finite values (a user with no rating has NaN there); None when there is none."""
+    values = series.to_numpy(float)
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if len(values) else None
+
+
 def self_information(dataset: Dataset) -> np.ndarray:
     counts = np.bincount(dataset.interactions["item"].to_numpy(np.int64), minlength=dataset.n_items).astype(float)
     return -np.log2((counts + 1) / (counts.sum() + dataset.n_items))

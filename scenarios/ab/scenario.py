@@ -298,7 +298,7 @@ def summarise(config: ComparisonPlan, world: World, users: np.ndarray, arms: dic
         totals = counts[label].sum(0)[None]
         figures[label] = {
             "model": models.get(label, label), "users": int(len(arm_users)),
-            **{m: _nanmean(per_user[label][m]) for m in am.USER_METRICS},
+            **{m: am.finite_mean(per_user[label][m]) for m in am.USER_METRICS},
             "coverage": float(coverage_of(totals)[0]), "exposure_gini": float(gini_of(totals)[0]),
             "impressions": int(len(imp)), "impression_watch_rate": float(imp["watched"].mean()) if len(imp) else None,
             "exit_depth_survival": am.exit_depth_survival(ses, config.pages),
@@ -319,12 +319,6 @@ def summarise(config: ComparisonPlan, world: World, users: np.ndarray, arms: dic
         "blend": asdict(world.blend) if world.blend is not None else None,
         "llm_total": world.llm.accountant.report()["total"] if world.llm is not None else None,
     }
-
-
-def _nanmean(series: pd.Series) -> float | None:
-    values = series.to_numpy(float)
-    values = values[np.isfinite(values)]
-    return float(values.mean()) if len(values) else None
 
 
 class ABScenario(Scenario[ABConfig]):

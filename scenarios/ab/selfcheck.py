@@ -22,7 +22,8 @@ from recarena.simulator.arm_sessions import Twins, fast_statistical_sessions, re
 from recarena.simulator.data.streams import AA_ARM
 
 from recarena.scenarios.ab import metrics as am
-from recarena.scenarios.ab.scenario import RUN, ABConfig, ABConfigError, _nanmean, assign_users
+from recarena.scenarios.ab.metrics import finite_mean
+from recarena.scenarios.ab.scenario import RUN, ABConfig, ABConfigError, assign_users
 from recarena.scenarios.ab.world import World, build_world
 from recarena.scenarios.comparisons import p_value_of
 from recarena.scenarios.contract import capped
@@ -72,12 +73,12 @@ def run_aa(config: ABConfig, world: World | None = None, runs: int | None = None
         a, b = per_user.values()
         for m in metrics:
             p_values[m].append(p_value_of(a[m].to_numpy(), b[m].to_numpy(), config.design, config.test))
-            mean_a, mean_b = _nanmean(a[m]), _nanmean(b[m])
+            mean_a, mean_b = finite_mean(a[m]), finite_mean(b[m])
             differences[m].append(mean_b - mean_a if mean_a is not None and mean_b is not None else float("nan"))
     rates = {m: float(np.mean(np.asarray(p) < config.alpha)) for m, p in p_values.items()}
     return {"runs": runs, "alpha": config.alpha, "design": config.design, "test": config.test, "arm": model,
             "users": config.users, "planted_watch_shift": planted_watch_shift, "false_positive_rate": rates,
-            "mean_difference": {m: _nanmean(pd.Series(d)) for m, d in differences.items()},
+            "mean_difference": {m: finite_mean(pd.Series(d)) for m, d in differences.items()},
             "p_values": p_values, "differences": differences}  # fmt: skip
 
 

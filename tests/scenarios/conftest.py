@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -72,3 +76,34 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@dataclass
+class CliResult:
+    """What a `recarena` command gave: its exit status and what it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli_in_process(*args: str) -> CliResult:
+    """`recarena ARGS` through the command's own entry point (`recarena.scenarios.cli.main`), in this process.
+
+    The same parser, handlers and one-line errors as the installed command, without its ten seconds of interpreter
+    start-up and imports; each CLI test file still runs the real command once (its YAML run)."""
+    from recarena.scenarios.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exit_:  # argparse: --help (0) and unknown options (2)
+            code = exit_.code if isinstance(exit_.code, int) else 1
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture(name="cli")
+def cli_fixture() -> Callable[..., CliResult]:
+    """`cli("ab", "--help")`: `run_cli_in_process`."""
+    return run_cli_in_process

@@ -1,4 +1,4 @@
-"""Smoke tests of the real `recarena` command, run as a person runs it."""
+"""Smoke tests of the real `recarena` command, run as a person runs it (its errors through its entry point, in-process)."""
 
 from __future__ import annotations
 
@@ -51,13 +51,13 @@ def test_evaluate_reports_pop_beside_random_and_writes_json(ml100k, tmp_path):
         (("evaluate", "--model", "bpr", "--model-params", "dimm=3"), "dimm"),
     ],
 )
-def test_user_errors_are_one_line_with_status_2(args, needle):
-    done = run(*args)
+def test_user_errors_are_one_line_with_status_2(args, needle, cli):
+    done = cli(*args)
     assert done.returncode == 2
     assert needle in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_a_wrong_option_is_refused_by_name():
-    done = run("evaluate", "--modle", "pop")
+def test_a_wrong_option_is_refused_by_name(cli):
+    done = cli("evaluate", "--modle", "pop")
     assert done.returncode == 2 and "--modle" in done.stderr

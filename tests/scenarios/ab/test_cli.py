@@ -20,8 +20,8 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(RECARENA), *args], capture_output=True, text=True, env=os.environ.copy(), timeout=600)
 
 
-def test_ab_help_documents_every_option():
-    done = run("ab", "--help")
+def test_ab_help_documents_every_option(cli):
+    done = cli("ab", "--help")
     assert done.returncode == 0
     for flag in ("--arms", "--control", "--users", "--pages", "--user-kind", "--llm", "--design", "--test", "--aa", "--explore", "--out", "--seed"):
         assert flag in done.stdout
@@ -43,15 +43,15 @@ def test_run_from_yaml_writes_results_and_report(ml100k, tmp_path):
     [("arms: pop\nusers: many\n", "users: expected int"), ("armz: pop\n", "armz: unknown option"),
      ("arms: pop,bpr\ndesign: both\n", "design: 'both' is not one of"), ("arms: [pop]\n", "arms: need at least two arms")],
 )
-def test_bad_yaml_fails_in_one_line_naming_the_key(tmp_path, text, needle):
+def test_bad_yaml_fails_in_one_line_naming_the_key(tmp_path, text, needle, cli):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     with pytest.raises(ScenarioError, match=needle):
         load_experiment(path)
-    done = run("run", str(path))
+    done = cli("run", str(path))
     assert done.returncode == 2 and needle.split(":")[0] in done.stderr and "Traceback" not in done.stderr
 
 
-def test_unknown_arm_is_a_one_line_error():
-    done = run("ab", "--arms", "pop,bpx")
+def test_unknown_arm_is_a_one_line_error(cli):
+    done = cli("ab", "--arms", "pop,bpx")
     assert done.returncode == 2 and "bpx" in done.stderr and "Traceback" not in done.stderr

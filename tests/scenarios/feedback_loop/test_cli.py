@@ -23,13 +23,13 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(RECARENA), *args], capture_output=True, text=True, env=os.environ.copy(), timeout=600)
 
 
-def test_help_documents_every_option():
-    done = run("feedback-loop", "--help")
+def test_help_documents_every_option(cli):
+    done = cli("feedback-loop", "--help")
     assert done.returncode == 0, done.stderr
     for flag in ("--arms", "--users", "--rounds", "--pages", "--activity", "--update-every", "--epsilon", "--mmr", "--pool",
                  "--user-kind", "--llm", "--model-params", "--out", "--seed"):  # fmt: skip
         assert flag in done.stdout, flag
-    assert "feedback-loop" in run("--help").stdout
+    assert "feedback-loop" in cli("--help").stdout
 
 
 @pytest.fixture(scope="module")
@@ -79,10 +79,10 @@ def test_bad_setting_is_a_one_line_error_naming_the_field(field, bad):
     check_validation_names_field(FeedbackConfig, field, bad)
 
 
-def test_bad_yaml_and_flags_fail_in_one_line(tmp_path):
+def test_bad_yaml_and_flags_fail_in_one_line(tmp_path, cli):
     path = tmp_path / "bad.yaml"
     path.write_text("kind: feedback-loop\narms: pop,sasrekt\n")
     with pytest.raises(ScenarioError, match="arms: unknown recommender 'sasrekt'"):
         load_experiment(path)
-    done = run("run", str(path))
+    done = cli("run", str(path))
     assert done.returncode == 2 and "arms" in done.stderr and "Traceback" not in done.stderr

@@ -18,8 +18,8 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(RECARENA), *args], capture_output=True, text=True, env=os.environ.copy(), timeout=600)
 
 
-def test_fidelity_help_documents_every_option():
-    done = run("fidelity", "--help")
+def test_fidelity_help_documents_every_option(cli):
+    done = cli("fidelity", "--help")
     assert done.returncode == 0
     for flag in ("--user-kinds", "--llm", "--users", "--llm-users", "--ratios", "--liked-rating", "--recommender", "--sessions",
                  "--rating-alignment", "--persona-users", "--out", "--seed"):
@@ -39,10 +39,10 @@ def test_fidelity_from_yaml_on_ml100k_writes_results_and_report(ml100k, tmp_path
     assert (tmp_path / "run" / "report.html").stat().st_size > 10_000
 
 
-def test_bad_yaml_and_flags_fail_in_one_line_naming_the_field(tmp_path, capsys):
+def test_bad_yaml_and_flags_fail_in_one_line_naming_the_field(tmp_path, capsys, cli):
     path = tmp_path / "bad.yaml"
     path.write_text("kind: fidelity\nratios: [1, -2]\n")
-    done = run("run", str(path))
+    done = cli("run", str(path))
     assert done.returncode == 2 and "ratios: 1:-2 is impossible" in done.stderr and "Traceback" not in done.stderr
     assert main(["fidelity", "--recommender", "bpx", "--out", str(tmp_path / "never")]) == 2  # the same entry point, in-process
     error = capsys.readouterr().err.strip()
