@@ -228,7 +228,7 @@ class LanguageUser(StatisticalUser):
         if text is None:
             return None
         return usable_or_none(text, prompt=request[-1]["content"], accountant=getattr(self.llm, "accountant", None),
-                              component=component, min_words=min_words)  # fmt: skip
+                              component=component, min_words=min_words, in_character=True)  # fmt: skip
 
     def interview(self) -> Interview:
         statistical = super().interview()

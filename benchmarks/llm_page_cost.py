@@ -7,10 +7,13 @@ Real prompts: the LLM user's own system turn (an ml-100k user's profile) and wat
 
 * **from scratch**: every question evaluates its whole prompt (what the backend did before it kept the
   system block's KV cache; forced here by forgetting the cached block before each question);
-* **system block reused**: the backend as it runs now (the block evaluated once per page);
-* **tuned** (with `--adapter`): the same with a `recarena tune-llm` adapter, served both ways llama.cpp
-  can: the LoRA file applied at run time (``serving="lora"``) and folded into the weights
-  (``serving="merged"``, `recarena.agents.llm.merged`; the merge itself is timed apart); each with
+* **system block reused**: the backend as it runs (the block evaluated once per page), on the file's Q4_1 weights;
+* **Q8_0 weights**: the backend's default, the shipped file's Q4_1 blocks requantised to Q8_0 (`merged.py`),
+  with how far its answers move from the Q4_1 file's;
+* **tuned** (with `--adapter`): the same with a `recarena tune-llm` adapter, served three ways: the LoRA
+  file applied at run time on the Q4_1 file (``serving="lora"``), folded into the Q4_1 file's weights
+  (``serving="merged"``, ``weights="file"``: the adapted tensors in Q8_0) and folded in with every
+  block in Q8_0 (the default; `recarena.agents.llm.merged`; loading includes a first merge); each with
   its mean absolute change of log P(Yes) against the base model, the adapter's effect, so that a
   serving that loses the effect shows.
 
@@ -62,30 +65,42 @@ def main() -> None:
     parser.add_argument("--adapter", type=Path, default=None)
     args = parser.parse_args()
     pages = pages_of_questions(args.pages, args.per_page)
-    base = EmbeddedBackend(n_threads=args.threads)
+    base = EmbeddedBackend(n_threads=args.threads, weights="file")  # the GGUF as the package ships it (Q4_1)
     run(base, pages[:1], from_scratch=False)  # warm-up
     scratch, scratch_answers = run(base, pages, from_scratch=True)
     reused, reused_answers = run(base, pages, from_scratch=False)
     assert np.array_equal(scratch_answers, reused_answers), "reusing the system block changed an answer"
     print(f"machine: {platform.machine()}, {args.threads or 'default'} llama.cpp threads; {len(pages)} pages of {args.per_page} questions")
-    print(f"from scratch          {scratch:7.2f} s/page")
+    print(f"from scratch          {scratch:7.2f} s/page   (the shipped file's Q4_1 weights)")
     print(f"system block reused   {reused:7.2f} s/page   ({scratch / reused:.2f}x faster than from scratch; same answers)")
+    base.close()
+    began = time.perf_counter()
+    q8 = EmbeddedBackend(n_threads=args.threads)  # the default: the Q4_1 blocks requantised to Q8_0 (built once, cached)
+    loading = time.perf_counter() - began
+    run(q8, pages[:1], from_scratch=False)
+    q8_time, q8_answers = run(q8, pages, from_scratch=False)
+    q8.close()
+    change = np.array(q8_answers) - np.array(reused_answers)
+    print(f"Q8_0 weights (default) {q8_time:6.2f} s/page   ({q8_time / reused:.2f}x the Q4_1 page time; loading {loading:.1f} s; "
+          f"log P(Yes) against Q4_1: mean |change| {np.abs(change).mean():.3f}, at most {np.abs(change).max():.3f}, "
+          f"correlation {np.corrcoef(q8_answers, reused_answers)[0, 1]:.4f})")  # fmt: skip
     if args.adapter is not None:
         effects = {}
-        for serving in ("lora", "merged"):
+        for label, weights, serving, reference in (("lora, Q4_1", "file", "lora", reused_answers), ("merged, Q4_1", "file", "merged", reused_answers),
+                                                   ("merged, Q8_0", "q8_0", "merged", q8_answers)):  # fmt: skip
             began = time.perf_counter()
-            tuned_backend = EmbeddedBackend(n_threads=args.threads, adapter=args.adapter, serving=serving)
+            tuned_backend = EmbeddedBackend(n_threads=args.threads, adapter=args.adapter, serving=serving, weights=weights)
             loading = time.perf_counter() - began
             run(tuned_backend, pages[:1], from_scratch=False)
             tuned, tuned_answers = run(tuned_backend, pages, from_scratch=False)
-            effects[serving] = np.array(tuned_answers) - np.array(reused_answers)
-            print(f"tuned, {serving:6s} {tuned:13.2f} s/page   ({tuned / reused:.2f}x the base model's page time; loading {loading:.1f} s, "
-                  f"adapter's effect on log P(Yes): mean |change| {np.abs(effects[serving]).mean():.3f})")  # fmt: skip
+            effects[label] = np.array(tuned_answers) - np.array(reference)
+            print(f"tuned, {label:12s} {tuned:7.2f} s/page   ({tuned / reused:.2f}x the Q4_1 base page; loading {loading:.1f} s, "
+                  f"adapter's effect on log P(Yes) against its base: mean |change| {np.abs(effects[label]).mean():.3f})")  # fmt: skip
             tuned_backend.close()
-        gap = np.abs(effects["merged"] - effects["lora"])
-        print(f"merged against lora: log P(Yes) differs by {gap.mean():.3f} on average (at most {gap.max():.3f}); "
-              f"correlation of the effects {np.corrcoef(effects['merged'], effects['lora'])[0, 1]:.3f}")  # fmt: skip
-
+        for label in ("merged, Q4_1", "merged, Q8_0"):
+            gap = np.abs(effects[label] - effects["lora, Q4_1"])
+            print(f"{label} against lora: effects differ by {gap.mean():.3f} on average (at most {gap.max():.3f}); "
+                  f"correlation {np.corrcoef(effects[label], effects['lora, Q4_1'])[0, 1]:.3f}")  # fmt: skip
 
 if __name__ == "__main__":
     main()

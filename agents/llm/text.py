@@ -54,18 +54,27 @@ _NO_SENTENCE_STARTS_WITH = frozenset(",.;:)]}!?-*_|/\\")
 _ABOUT_ITS_OWN_TEXT = frozenset("sentence sentences formatted formatting bold italic markdown paragraph text response output".split())
 
 
+# "Return of the Jedi (1983); genres: Action, Sci-Fi; watched by 47% of users": the prompt's item line, copied.
+_LABELLED_FIELD = re.compile(r";\s*[^\W\d_]+(?: [^\W\d_]+)?:\s")
+# A user in character says "I"; "What the viewer liked about recommendations" is the model narrating the task.
+_THIRD_PERSON = re.compile(r"\bthe (?:viewer|user|reviewer|customer)s?\b", re.IGNORECASE)
+
+
 def _words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
-def unusable_reason(text: str | None, prompt: str = "", *, min_words: int = MIN_WORDS) -> str | None:
+def unusable_reason(text: str | None, prompt: str = "", *, min_words: int = MIN_WORDS, in_character: bool = False) -> str | None:
     """Why `text` is not something a person would say (a short phrase), or None when it is usable.
 
     Rejects: no text; a first character no sentence starts with (a comma, a closing bracket, markup); fewer than
     `min_words` words (numbers and years are not words); mostly digits and
-    punctuation; an opening bracket never closed (or a closing one never opened); one word or one pair of words repeated; a title (capitalised names with no word of
-    speech, a year in brackets or not); the model describing its own text ("This sentence is formatted with bold
-    text"); and an echo of `prompt` (most of its three-word runs copied)."""
+    punctuation; an opening bracket never closed (or a closing one never opened); labelled fields after a semicolon
+    (the prompt's item line, "...; genres: Action; ..."); one word or one pair of words repeated; a title (capitalised
+    names with no word of speech, a year in brackets or not); the model describing its own text ("This sentence is
+    formatted with bold text"); an echo of `prompt` (most of its three-word runs copied); and with `in_character`
+    (a user's own reason, feeling or interview answer), the viewer spoken of in the third person ("What the viewer
+    liked about recommendations")."""
     stripped = (text or "").strip()
     if not stripped:
         return "empty"
@@ -79,6 +88,10 @@ def unusable_reason(text: str | None, prompt: str = "", *, min_words: int = MIN_
         return "mostly digits or punctuation"
     if stripped.count("(") != stripped.count(")") or stripped.count("[") != stripped.count("]"):
         return "unbalanced brackets"  # cut off mid-list, as in "1970s(32),conspiracy theory("
+    if _LABELLED_FIELD.search(stripped):
+        return "labelled fields, not a sentence"
+    if in_character and _THIRD_PERSON.search(stripped):
+        return "speaks of the viewer, not as the viewer"
     lower = [w.lower() for w in words]
     if len(lower) >= 4:
         top_count = Counter(lower).most_common(1)[0][1]
@@ -106,16 +119,17 @@ def unusable_reason(text: str | None, prompt: str = "", *, min_words: int = MIN_
     return None
 
 
-def is_usable_text(text: str | None, prompt: str = "", *, min_words: int = MIN_WORDS) -> bool:
+def is_usable_text(text: str | None, prompt: str = "", *, min_words: int = MIN_WORDS, in_character: bool = False) -> bool:
     """True when `text` reads like a person's phrase (see :func:`unusable_reason`)."""
-    return unusable_reason(text, prompt, min_words=min_words) is None
+    return unusable_reason(text, prompt, min_words=min_words, in_character=in_character) is None
 
 
 def usable_or_none(
-    text: str | None, *, prompt: str = "", accountant: Any = None, component: str = "text", min_words: int = MIN_WORDS
+    text: str | None, *, prompt: str = "", accountant: Any = None, component: str = "text", min_words: int = MIN_WORDS,
+    in_character: bool = False,
 ) -> str | None:
     """`text` stripped when usable; None otherwise, counted in `accountant` (an :class:`Accountant`, or None)."""
-    reason = unusable_reason(text, prompt, min_words=min_words)
+    reason = unusable_reason(text, prompt, min_words=min_words, in_character=in_character)
     if reason is None:
         return (text or "").strip()
     if accountant is not None:
@@ -128,5 +142,6 @@ def shown_text(text: Any, *, min_words: int = 2) -> str:
 
     A display guard behind the users' own check (which already replaced their fragments): two words
     are enough here, so a statistical user's templated "More Drama." still shows, while a title, a
-    stutter, one word or an old run's fragment never does."""
-    return str(text).strip() if isinstance(text, str) and is_usable_text(text, min_words=min_words) else NO_USABLE_ANSWER
+    stutter, one word, the viewer spoken of in the third person or an old run's fragment never does."""
+    usable = isinstance(text, str) and is_usable_text(text, min_words=min_words, in_character=True)
+    return str(text).strip() if usable else NO_USABLE_ANSWER

@@ -85,7 +85,7 @@ def test_the_merged_model_is_built_once_per_adapter_file(tmp_path, monkeypatch):
 
     built = []
 
-    def fake_merge(base, adapter_file, out):
+    def fake_merge(base, adapter_file, out, *, requantise):
         built.append(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(b"merged")
@@ -100,3 +100,59 @@ def test_the_merged_model_is_built_once_per_adapter_file(tmp_path, monkeypatch):
     adapter.write_bytes(b"lora two")
     assert merged.merged_model(tmp_path / "base.gguf", "basedigest", adapter, home=tmp_path / "home") != first
     assert len(built) == 2
+    # The base alone, and the adapted tensors only in Q8_0 (weights="file"), are files of their own.
+    alone = merged.merged_model(tmp_path / "base.gguf", "basedigest", None, home=tmp_path / "home")
+    only_adapted = merged.merged_model(tmp_path / "base.gguf", "basedigest", adapter, home=tmp_path / "home", requantise=False)
+    assert len({first, alone, only_adapted, built[1]}) == 4 and len(built) == 4
+
+
+@pytest.mark.requires("llama_cpp")
+def test_requantising_turns_every_q4_1_block_into_q8_0_within_half_a_step_and_keeps_the_rest(tmp_path):
+    import gguf
+    from gguf import quants
+
+    from recarena.agents.llm.embedded import smollm2_gguf_path
+    from recarena.agents.llm.merged import REQUANTISED_TYPES, merge_adapter, requantisable
+
+    out = merge_adapter(smollm2_gguf_path(), None, tmp_path / "q8.gguf", requantise=True)
+    base, served = gguf.GGUFReader(str(smollm2_gguf_path())), gguf.GGUFReader(str(out))
+    assert requantisable(smollm2_gguf_path()) and not requantisable(out)
+    changed = 0
+    for before, after in zip(base.tensors, served.tensors, strict=True):
+        assert before.name == after.name
+        if before.tensor_type.name not in REQUANTISED_TYPES:
+            assert after.tensor_type == before.tensor_type and np.array_equal(after.data, before.data)
+            continue
+        changed += 1
+        assert after.tensor_type.name == "Q8_0"
+        if changed % 30 == 1:  # a sample across the blocks: dequantising all 210 would double the test's time
+            values = quants.dequantize(before.data, before.tensor_type)
+            step = np.abs(values).reshape(values.shape[0], -1, 32).max(axis=2) / 127  # each 32-value block's step
+            error = np.abs(quants.dequantize(after.data, after.tensor_type) - values).reshape(step.shape + (32,))
+            assert np.all(error <= 0.6 * step[..., None])  # half a step, plus the rounding of the block's f16 scale
+    assert changed == 210  # SmolLM2's 30 blocks x 7 projections
+
+
+@pytest.mark.requires("llama_cpp")
+def test_the_base_is_served_requantised_by_default_and_answers_as_the_file_does(tmp_path):
+    from recarena.agents.llm.embedded import EmbeddedBackend
+    from recarena.agents.llm.protocol import SamplingParams, ScoreRequest
+
+    question = ({"role": "system", "content": "You are a movie fan who loves science fiction."},
+                {"role": "user", "content": "Would you like to watch Star Wars? Answer Yes or No."})  # fmt: skip
+    request = ScoreRequest(question, ("Yes", "No"), SamplingParams())
+    answers, identities = {}, {}
+    for weights in ("q8_0", "file"):
+        backend = EmbeddedBackend(n_threads=1, weights=weights)
+        try:
+            answers[weights] = backend.score_options(request, 60).logprobs
+            identities[weights] = backend.identity()
+        finally:
+            backend.close()
+    assert identities["q8_0"]["weights"] == "q8_0" and "weights" not in identities["file"]
+    assert {k: v for k, v in identities["q8_0"].items() if k != "weights"} == identities["file"]
+    assert answers["q8_0"] != answers["file"]  # other weights: other numbers, and other cache entries
+    # Within llama.cpp's rounding noise (0.17 at most over three questions, 2026-12-01); a broken file is nats away.
+    assert all(abs(answers["q8_0"][o] - answers["file"][o]) < 0.3 for o in ("Yes", "No"))
+    with pytest.raises(LLMError, match="weights: 'q2' is not one of q8_0, file"):
+        EmbeddedBackend(weights="q2")

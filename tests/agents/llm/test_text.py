@@ -19,7 +19,12 @@ DEGENERATE = ["", "   ", "the the the the the", "I liked it I liked it I liked i
               "1995 1996 !!! ?? ...", "Toy Story and Heat", "of the and",
               ",   This sentence is formatted with bold text and incl.",  # the tuned model's demo interview, 2026-11-30
               "This sentence is formatted in bold text for emphasis.",
-              "1970s(32),conspiracy theory("]  # the tuned model's demo interview, 2026-12-01  # fmt: skip
+              "1970s(32),conspiracy theory(",  # the tuned model's demo interview, 2026-12-01
+              "The (1983); genres: Action, Sci-Fi; watched by  47% of users"]  # the same, a later run  # fmt: skip
+# The tuned model's demo interviews, 2026-12-01: readable, but the model narrating the task, not the user answering.
+OUT_OF_CHARACTER = ["What the viewer liked about recommendations", "What the viewer liked about recommendations: 4.5;",
+                    "The reviewer appreciated many of our recommended movies. For example, The Good Dinosaur was a great movie.",
+                    "The user who enjoyed those."]  # fmt: skip
 SENTENCES = ["I loved the sci-fi picks and the pacing.", "There were not enough thrillers for my taste.", "Too many old westerns.",
              "The comedies were great but I wanted more horror.", "Great variety of comedies.", "Nothing was missing.",
              "I watched 2 of 15 suggestions.", "The Godfather Part II was a classic pick."]  # fmt: skip
@@ -47,6 +52,19 @@ def test_each_kind_of_fragment_says_why():
     question = "You decided to watch Heat (1995). In one short sentence, why?"
     assert unusable_reason("You decided to watch Heat", question) == "an echo of the question"
     assert unusable_reason("Because I love crime films.", question) is None
+
+
+@pytest.mark.parametrize("text", OUT_OF_CHARACTER)
+def test_a_user_in_character_never_speaks_of_the_viewer(text):
+    assert unusable_reason(text, in_character=True) == "speaks of the viewer, not as the viewer"
+    assert shown_text(text) == NO_USABLE_ANSWER  # the A/B report's quotes are the users' own answers
+
+
+def test_a_taste_summary_may_speak_of_the_viewer_and_a_sentence_may_hold_a_semicolon():
+    assert unusable_reason("The viewer enjoys dark crime dramas and old westerns.") is None  # not in character: a summary
+    assert unusable_reason("I liked the westerns; more comedies would help.", in_character=True) is None
+    assert unusable_reason("What I liked about the recommendations was the variety.", in_character=True) is None
+    assert unusable_reason("Heat (1995); genres: Crime; watched by 9% of users") == "labelled fields, not a sentence"
 
 
 def test_a_feeling_may_be_short_but_not_a_title():
