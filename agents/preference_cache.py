@@ -32,7 +32,7 @@ from recarena.simulator.data import Dataset
 from recarena.simulator.data.sources import recarena_home
 
 from . import preferences as _fitting
-from .preferences import PreferenceConfig, PreferenceModel, fit_preferences
+from .preferences import PreferenceConfig, PreferenceModel, fit_preferences, seen_items
 
 CACHE_SWITCH = "RECARENA_PREFERENCE_CACHE"
 """The environment variable that turns the cache off when set to 0."""
@@ -55,15 +55,6 @@ def preference_key(dataset: Dataset, config: PreferenceConfig) -> str:
     return digest.hexdigest()
 
 
-def _seen(dataset: Dataset) -> list[set[int]]:
-    """Each user's items in `dataset`, as `fit_preferences` records them."""
-    seen: list[set[int]] = [set() for _ in range(dataset.n_users)]
-    frame = dataset.interactions
-    for u, i in zip(frame["user"].to_numpy().tolist(), frame["item"].to_numpy().tolist()):
-        seen[u].add(i)
-    return seen
-
-
 def _load(path: Path, dataset: Dataset) -> PreferenceModel | None:
     try:
         with np.load(path, allow_pickle=False) as stored:
@@ -71,7 +62,7 @@ def _load(path: Path, dataset: Dataset) -> PreferenceModel | None:
     except (OSError, ValueError, KeyError):
         return None  # unreadable or from another layout: fit again
     arrays["watch_bias"] = float(arrays["watch_bias"])
-    return PreferenceModel(**arrays, seen=_seen(dataset))
+    return PreferenceModel(**arrays, seen=seen_items(dataset))
 
 
 def _store(path: Path, model: PreferenceModel) -> None:

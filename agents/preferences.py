@@ -141,6 +141,15 @@ def _user_batches(n_users: int, n_items: int) -> list[torch.Tensor]:
     return [torch.arange(s, min(s + per_batch, n_users)) for s in range(0, n_users, per_batch)]
 
 
+def seen_items(dataset: Dataset) -> list[set[int]]:
+    """Each user's items in `dataset` (`PreferenceModel.seen`)."""
+    seen: list[set[int]] = [set() for _ in range(dataset.n_users)]
+    frame = dataset.interactions
+    for u, i in zip(frame["user"].to_numpy().tolist(), frame["item"].to_numpy().tolist()):
+        seen[u].add(i)
+    return seen
+
+
 def fit_preferences(dataset: Dataset, config: PreferenceConfig = PreferenceConfig()) -> PreferenceModel:
     """Fit both heads on `dataset`'s interactions (see the module docstring)."""
     frame = dataset.interactions
@@ -152,9 +161,7 @@ def fit_preferences(dataset: Dataset, config: PreferenceConfig = PreferenceConfi
     ratings = np.clip(np.round(frame["rating"].to_numpy()), 1, N_LEVELS).astype(np.int64)
     n_users, n_items = dataset.n_users, dataset.n_items
     genre_matrix = torch.tensor(dataset.genre_matrix(), dtype=torch.float32)  # the genre mass, in the model's precision
-    seen = [set() for _ in range(n_users)]
-    for u, i in zip(users.tolist(), items.tolist()):
-        seen[u].add(i)
+    seen = seen_items(dataset)
 
     watch = _Factors(n_users, n_items, genre_matrix, config.n_factors)
     rating = _Factors(n_users, n_items, genre_matrix, config.n_factors)

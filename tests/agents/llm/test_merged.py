@@ -92,6 +92,7 @@ def test_the_merged_model_is_built_once_per_adapter_file(tmp_path, monkeypatch):
         return out
 
     monkeypatch.setattr(merged, "merge_adapter", fake_merge)
+    monkeypatch.setattr(merged, "requantisable", lambda base: True)  # the fake base holds Q4_1 blocks
     adapter = tmp_path / "adapter.gguf"
     adapter.write_bytes(b"lora one")
     first = merged.merged_model(tmp_path / "base.gguf", "basedigest", adapter, home=tmp_path / "home")
@@ -104,6 +105,10 @@ def test_the_merged_model_is_built_once_per_adapter_file(tmp_path, monkeypatch):
     alone = merged.merged_model(tmp_path / "base.gguf", "basedigest", None, home=tmp_path / "home")
     only_adapted = merged.merged_model(tmp_path / "base.gguf", "basedigest", adapter, home=tmp_path / "home", requantise=False)
     assert len({first, alone, only_adapted, built[1]}) == 4 and len(built) == 4
+    # A base with nothing to requantise and no adapter is served as it is: no copy.
+    monkeypatch.setattr(merged, "requantisable", lambda base: False)
+    assert merged.merged_model(tmp_path / "f16.gguf", "otherdigest", None, home=tmp_path / "home") == tmp_path / "f16.gguf"
+    assert len(built) == 4
 
 
 @pytest.mark.requires("llama_cpp")
