@@ -142,7 +142,8 @@ class EmbeddedBackend(Backend):
             except ImportError as exc:  # pragma: no cover - the llm extra installs gguf
                 raise LLMError("the embedded LLM needs the gguf package to serve Q8_0 weights or a merged adapter: "
                                "pip install 'recarena[llm]'") from exc  # fmt: skip
-        self.weights = "q8_0" if weights == "q8_0" and served != self.model_path else "file"  # a file with no Q4 block stays
+        # A file with no coarse block and no adapter is served as it is: its weights are the file's.
+        self.weights = "q8_0" if weights == "q8_0" and served != self.model_path else "file"
         if self.adapter is not None and serving == "lora":
             lora = str(self.adapter.file)
         self._llama = llama_cpp.Llama(

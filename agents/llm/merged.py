@@ -20,7 +20,7 @@ step is sixteen times finer. BENCHMARKS.md has the page cost and the taste of bo
 
 With ``requantise`` (the embedded backend's default) every tensor in one of the coarse block types
 `REQUANTISED_TYPES` goes to Q8_0 too, adapter or not: llama.cpp runs Q8_0 faster than Q4_1 on this
-project's x86 CPUs (a page in about two thirds of the time, BENCHMARKS.md), and the weights move by
+project's x86 CPUs (a page in 0.58x the time on 2 cores, BENCHMARKS.md), and the weights move by
 less than half a Q8_0 step (the Q4_1 values are what is requantised, so nothing is gained or lost in
 what the model knows). Finer types (Q8_0, F16, F32) and K-quants are left as they are.
 """
