@@ -34,6 +34,13 @@ FREE_TEXT: dict[str, Any] = {
 }
 """Settings for a plain-text answer of a sentence or two."""
 
+SPOKEN_LINE: dict[str, Any] = {
+    **FREE_TEXT,
+    "max_tokens": 48,
+    "stop": ("\n",),  # a person answers in a line; SmolLM2's second line is the task again or a reply to itself
+}
+"""Settings for a user's one-sentence answer to an interview question; pair with :func:`spoken_part`."""
+
 MIN_WORDS = 3
 _WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
 _TITLE_SMALL_WORDS = frozenset("the a an of and or in on at to for with from by".split())
@@ -57,7 +64,20 @@ _ABOUT_ITS_OWN_TEXT = frozenset("sentence sentences formatted formatting bold it
 # "Return of the Jedi (1983); genres: Action, Sci-Fi; watched by 47% of users": the prompt's item line, copied.
 _LABELLED_FIELD = re.compile(r";\s*[^\W\d_]+(?: [^\W\d_]+)?:\s")
 # A user in character says "I"; "What the viewer liked about recommendations" is the model narrating the task.
-_THIRD_PERSON = re.compile(r"\bthe (?:viewer|user|reviewer|customer)s?\b", re.IGNORECASE)
+# "The interviewer noted that ..." is the same narration, from the other chair.
+_THIRD_PERSON = re.compile(r"\b(?:the|this|that) (?:viewer|user|reviewer|customer|interviewer)s?\b", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+
+
+def spoken_part(text: str | None) -> str:
+    """The part of a model's answer a person said: its first non-empty line, cut after the last complete sentence
+    when the line stops mid-sentence (at the token limit: "I'd be happy to share your"). A line with no sentence end
+    at all is kept whole, for :func:`unusable_reason` to judge."""
+    line = next((part.strip() for part in (text or "").splitlines() if part.strip()), "")
+    ends = [m.end() for m in _SENTENCE_END.finditer(line)]
+    if ends and ends[-1] < len(line):
+        return line[: ends[-1]]
+    return line
 
 
 def _words(text: str) -> list[str]:

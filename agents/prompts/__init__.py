@@ -13,7 +13,7 @@ from functools import cache
 from pathlib import Path
 
 FOLDER = Path(__file__).parent
-NAMES = ("system", "watch", "rate", "next_page", "reason", "feeling", "satisfaction", "interview", "reflection")
+NAMES = ("system", "watch", "rate", "next_page", "reason", "feeling", "satisfaction", "interview_liked", "interview_missed", "reflection")
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ class ScriptedLLM:
         return [ChatReply(text="Because of the story.") for _ in requests]
 
     def chat(self, messages, schema=None, **kwargs):
-        return ChatReply(text="{}", parsed=schema(liked="the sci-fi", missed="nothing"))
+        return ChatReply(text="I liked the sci-fi.")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -168,7 +168,7 @@ def test_fragments_from_the_llm_become_no_usable_answer_and_are_counted(ml100k_k
     from recarena.agents.llm.text import NO_USABLE_ANSWER
 
     # What SmolLM2 used to write: a title's first word, a title with a year.
-    fragments = ScriptedBackend(default=lambda request: '{"liked": "The (1991)", "missed": "The"}' if request.json_schema else "The")
+    fragments = ScriptedBackend(default="The (1991)")
     llm = LLM(fragments, progress=False)
     user = ml100k_kit.llm_user(3, np.random.default_rng(0), llm)
     user.start_session(SessionContext(text=True))
@@ -181,5 +181,27 @@ def test_fragments_from_the_llm_become_no_usable_answer_and_are_counted(ml100k_k
     assert usage["by_component"]["users.text"]["unusable_texts"] == len(reaction.items) + 1
     assert usage["total"]["fallbacks"] == 0 and user.fallbacks == 0  # the decisions stay the model's: no health fallback
     sent = [r.params for r in fragments.requests if isinstance(r, ChatRequest)]
-    assert len(sent) == len(reaction.items) + 2  # reasons, the feeling, the interview
+    assert len(sent) == len(reaction.items) + 3  # reasons, the feeling, the interview's two questions
     assert all(p.repeat_penalty and p.temperature > 0 for p in sent)  # every text request used the anti-repetition settings
+
+
+def test_the_interview_asks_two_plain_questions_and_keeps_the_first_line_of_each(ml100k_kit):
+    from recarena.agents.llm import LLM
+    from recarena.agents.llm.scripted import ScriptedBackend
+
+    def answer(request):
+        question = request.messages[-1]["content"]
+        if "what you liked" in question:
+            return "I liked the sci-fi picks. And I also\nThe session is over: you watched"
+        if "did not get" in question:
+            return "I wanted more comedies.\nYour answer is correct."
+        return "Because of the story."
+
+    backend = ScriptedBackend(default=answer)
+    user = ml100k_kit.llm_user(3, np.random.default_rng(0), LLM(backend, progress=False))
+    user.start_session(SessionContext(text=True))
+    user.view_page(sci_fi_and_other(ml100k_kit, 3)[0])
+    interview = user.interview()
+    assert (interview.liked, interview.missed) == ("I liked the sci-fi picks.", "I wanted more comedies.")
+    asked = [r for r in backend.requests if isinstance(r, ChatRequest) and "interviewer" in r.messages[-1]["content"]]
+    assert len(asked) == 2 and all(r.json_schema is None and r.params.stop == ("\n",) for r in asked)

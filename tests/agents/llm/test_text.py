@@ -10,7 +10,7 @@ from recarena.agents.llm.cache import cache_key
 from recarena.agents.llm.protocol import ChatRequest
 from recarena.agents.llm.scripted import ScriptedBackend
 from recarena.agents.llm.text import (
-    FREE_TEXT, NO_USABLE_ANSWER, is_usable_text, shown_text, unusable_reason, usable_or_none,
+    FREE_TEXT, NO_USABLE_ANSWER, SPOKEN_LINE, is_usable_text, shown_text, spoken_part, unusable_reason, usable_or_none,
 )
 
 # What SmolLM2-135M wrote into the A/B report's "What users said" before these settings and this check.
@@ -24,7 +24,10 @@ DEGENERATE = ["", "   ", "the the the the the", "I liked it I liked it I liked i
 # The tuned model's demo interviews, 2026-12-01: readable, but the model narrating the task, not the user answering.
 OUT_OF_CHARACTER = ["What the viewer liked about recommendations", "What the viewer liked about recommendations: 4.5;",
                     "The reviewer appreciated many of our recommended movies. For example, The Good Dinosaur was a great movie.",
-                    "The user who enjoyed those."]  # fmt: skip
+                    "The user who enjoyed those.",
+                    # SmolLM2 asked the interview's questions in plain text, 2026-12-01: the interviewer's side.
+                    "This interviewer asked me to choose a movie they did not like but enjoyed.",
+                    "The interviewer's comment: \"You wanted a comedy, but didn't get the show.\""]  # fmt: skip
 SENTENCES = ["I loved the sci-fi picks and the pacing.", "There were not enough thrillers for my taste.", "Too many old westerns.",
              "The comedies were great but I wanted more horror.", "Great variety of comedies.", "Nothing was missing.",
              "I watched 2 of 15 suggestions.", "The Godfather Part II was a classic pick."]  # fmt: skip
@@ -147,3 +150,21 @@ def test_openai_backend_sends_only_the_settings_openai_defines():
     backend._create(ChatRequest(({"role": "user", "content": "hi"},), params), 5.0, None)
     assert sent["frequency_penalty"] == FREE_TEXT["frequency_penalty"] and sent["stop"] == ["\n\n"]
     assert "repeat_penalty" not in sent and "min_tokens" not in sent
+
+
+def test_the_spoken_part_is_the_first_line_cut_after_its_last_whole_sentence():
+    # SmolLM2's answers to the interview's plain questions, 2026-12-01.
+    assert spoken_part("I'm sorry for the review. I liked the thrillers. In one sentence:\nYour answer is correct") == (
+        "I'm sorry for the review. I liked the thrillers.")
+    assert spoken_part("\n  I wanted something in the 20s, but I was not sure of what movie.\n") == (
+        "I wanted something in the 20s, but I was not sure of what movie.")
+    assert spoken_part("I'd love to know more, and I'm glad that you're sharing a") == "I'd love to know more, and I'm glad that you're sharing a"
+    assert spoken_part("Pretty happy!") == "Pretty happy!" and spoken_part(None) == spoken_part("\n\n") == ""
+    assert spoken_part("I paid 3.50 for it. Fine") == "I paid 3.50 for it."  # a decimal point is not a sentence's end
+
+
+def test_an_echo_of_the_question_on_its_first_line_is_refused():
+    question = "You watched 2 of the 10 movies suggested to you over 2 pages: Heat (1995).\nIn one sentence, tell the interviewer what you liked."
+    answer = "You watched 2 of the 10 movies suggested to you over 2 pages: Heat.\nI liked it, and the pacing was good."
+    assert unusable_reason(spoken_part(answer), question, in_character=True) == "an echo of the question"
+    assert SPOKEN_LINE["stop"] == ("\n",) and SPOKEN_LINE["repeat_penalty"] == FREE_TEXT["repeat_penalty"]
