@@ -14,8 +14,8 @@ this training part, so no held-out interaction reached it. Everything below is f
 3. on **test** questions (each of `--users` users' held-out test item, and `--negatives` items it never had),
    each user kind's P(watch) as in `recarena fidelity` (``watch_probabilities``), beside popularity and random.
 
-Reported: pooled watch AUC with a 95% bootstrap interval over users, and the paired difference of each hybrid
-against the statistical user on the same questions (also an interval over users), and who wins.
+Reported: pooled watch AUC with a 95% bootstrap interval over users, and paired differences on the same questions
+(also intervals over users): each hybrid against the statistical user, each LLM user alone against popularity.
 """
 
 from __future__ import annotations
@@ -47,6 +47,11 @@ def questions_by_user(held: HeldOut) -> dict[int, tuple[np.ndarray, np.ndarray]]
         items.append(example.item)
         labels.append(example.answer == "Yes")
     return {user: (np.array(items), np.array(labels)) for user, (items, labels) in out.items()}
+
+
+# Each user kind is paired with what it must beat: the hybrid with the statistical user it adds the LLM to, the LLM
+# user alone with popularity (issue 19's target on the fidelity protocol).
+PAIRED_AGAINST = {"hybrid": "statistical user", "LLM user": "popularity (baseline)"}
 
 
 def main() -> None:
@@ -92,13 +97,14 @@ def main() -> None:
         scores[f"hybrid user ({label} LLM)"] = ask(lambda u: kit.hybrid_user(u, np.random.default_rng(u), llm, blend), f"hybrid {label}")
         llm.close()
 
-    statistical = scores["statistical user"]
     table = {}
     for label, values in scores.items():
         row = {"auc": auc(values, labels), "ci": list(bootstrap_auc(values, labels, users, args.seed))}
-        if label.startswith("hybrid"):
-            row["minus_statistical"] = row["auc"] - auc(statistical, labels)
-            row["minus_statistical_ci"] = list(bootstrap_auc(values, labels, users, args.seed, minus=statistical))
+        reference = next((ref for kind, ref in PAIRED_AGAINST.items() if label.startswith(kind)), None)
+        if reference is not None:
+            row["paired_against"] = reference
+            row["minus_reference"] = row["auc"] - auc(scores[reference], labels)
+            row["minus_reference_ci"] = list(bootstrap_auc(values, labels, users, args.seed, minus=scores[reference]))
         table[label] = row
     results = {"split": args.split, "adapter": str(args.adapter), "adapter_sha256": manifest["content_sha256"], "users": len(asked),
                "questions": len(items), "positives": int(labels.sum()), "seed": args.seed, "blends": blends, "table": table,
@@ -107,10 +113,11 @@ def main() -> None:
     args.out.write_text(json.dumps(results, indent=2, default=float))
     print(f"held-out test items of {len(asked)} ml-100k users ({args.split} split; {int(labels.sum())} positives, "
           f"{len(items) - int(labels.sum())} never-had negatives)")
-    print(f"{'scorer':34s} {'watch AUC':>10s} {'95% CI':>16s} {'minus statistical [95% CI]':>30s}")
+    print(f"{'scorer':34s} {'watch AUC':>10s} {'95% CI':>16s} {'paired difference [95% CI]':>52s}")
     for label, row in table.items():
-        paired = f"{row['minus_statistical']:+.3f} [{row['minus_statistical_ci'][0]:+.3f}, {row['minus_statistical_ci'][1]:+.3f}]" if "minus_statistical" in row else ""
-        print(f"{label:34s} {row['auc']:>10.3f} [{row['ci'][0]:.3f}, {row['ci'][1]:.3f}] {paired:>30s}")
+        paired = (f"minus {row['paired_against']}: {row['minus_reference']:+.3f} [{row['minus_reference_ci'][0]:+.3f}, "
+                  f"{row['minus_reference_ci'][1]:+.3f}]") if "minus_reference" in row else ""  # fmt: skip
+        print(f"{label:34s} {row['auc']:>10.3f} [{row['ci'][0]:.3f}, {row['ci'][1]:.3f}] {paired:>52s}")
     print(f"best watch AUC: {max(table, key=lambda k: table[k]['auc'])}; seconds: {results['seconds']:.0f}; results: {args.out}")
 
 
