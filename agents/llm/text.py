@@ -67,6 +67,13 @@ _LABELLED_FIELD = re.compile(r";\s*[^\W\d_]+(?: [^\W\d_]+)?:\s")
 # "The interviewer noted that ..." is the same narration, from the other chair.
 _THIRD_PERSON = re.compile(r"\b(?:the|this|that) (?:viewer|user|reviewer|customer|interviewer)s?\b", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+# A period after these ends no sentence: "I liked Dr. Strangelove and" must not become "I liked Dr.".
+_ABBREVIATIONS = frozenset("mr mrs ms dr st jr sr vs vol pt".split())
+
+
+def _ends_sentence(line: str, end: re.Match) -> bool:
+    before = line[: end.start()].split()
+    return not (end.group() == "." and before and before[-1].lower() in _ABBREVIATIONS)
 
 
 def spoken_part(text: str | None) -> str:
@@ -74,7 +81,7 @@ def spoken_part(text: str | None) -> str:
     when the line stops mid-sentence (at the token limit: "I'd be happy to share your"). A line with no sentence end
     at all is kept whole, for :func:`unusable_reason` to judge."""
     line = next((part.strip() for part in (text or "").splitlines() if part.strip()), "")
-    ends = [m.end() for m in _SENTENCE_END.finditer(line)]
+    ends = [m.end() for m in _SENTENCE_END.finditer(line) if _ends_sentence(line, m)]
     if ends and ends[-1] < len(line):
         return line[: ends[-1]]
     return line

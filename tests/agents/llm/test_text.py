@@ -161,6 +161,8 @@ def test_the_spoken_part_is_the_first_line_cut_after_its_last_whole_sentence():
     assert spoken_part("I'd love to know more, and I'm glad that you're sharing a") == "I'd love to know more, and I'm glad that you're sharing a"
     assert spoken_part("Pretty happy!") == "Pretty happy!" and spoken_part(None) == spoken_part("\n\n") == ""
     assert spoken_part("I paid 3.50 for it. Fine") == "I paid 3.50 for it."  # a decimal point is not a sentence's end
+    assert spoken_part("I liked Dr. Strangelove and St. Elmo's Fire, and I wanted") == "I liked Dr. Strangelove and St. Elmo's Fire, and I wanted"
+    assert spoken_part("No. I wanted more comedies, and") == "No."
 
 
 def test_an_echo_of_the_question_on_its_first_line_is_refused():
