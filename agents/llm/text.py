@@ -66,6 +66,9 @@ _LABELLED_FIELD = re.compile(r";\s*[^\W\d_]+(?: [^\W\d_]+)?:\s")
 # A user in character says "I"; "What the viewer liked about recommendations" is the model narrating the task.
 # "The interviewer noted that ..." is the same narration, from the other chair.
 _THIRD_PERSON = re.compile(r"\b(?:the|this|that) (?:viewer|user|reviewer|customer|interviewer)s?\b", re.IGNORECASE)
+# "The movie recommended by 32% of users": the item line's statistics ("watched by 32% of users", "average rating
+# 4.2 of 5") read out. A viewer knows what they watched, not the catalogue's figures.
+_ITEM_STATISTIC = re.compile(r"\d+(?:\.\d+)?\s*%\s*of (?:the )?(?:users|viewers|people)\b|\baverage rating\b", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 # A period after these ends no sentence: "I liked Dr. Strangelove and" must not become "I liked Dr.".
 _ABBREVIATIONS = frozenset("mr mrs ms dr st jr sr vs vol pt".split())
@@ -101,7 +104,7 @@ def unusable_reason(text: str | None, prompt: str = "", *, min_words: int = MIN_
     names with no word of speech, a year in brackets or not); the model describing its own text ("This sentence is
     formatted with bold text"); an echo of `prompt` (most of its three-word runs copied); and with `in_character`
     (a user's own reason, feeling or interview answer), the viewer spoken of in the third person ("What the viewer
-    liked about recommendations")."""
+    liked about recommendations") and the prompt's item statistics read out ("recommended by 32% of users")."""
     stripped = (text or "").strip()
     if not stripped:
         return "empty"
@@ -119,6 +122,8 @@ def unusable_reason(text: str | None, prompt: str = "", *, min_words: int = MIN_
         return "labelled fields, not a sentence"
     if in_character and _THIRD_PERSON.search(stripped):
         return "speaks of the viewer, not as the viewer"
+    if in_character and _ITEM_STATISTIC.search(stripped):
+        return "reads out the prompt's item statistics"
     lower = [w.lower() for w in words]
     if len(lower) >= 4:
         top_count = Counter(lower).most_common(1)[0][1]

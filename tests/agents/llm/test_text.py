@@ -28,6 +28,10 @@ OUT_OF_CHARACTER = ["What the viewer liked about recommendations", "What the vie
                     # SmolLM2 asked the interview's questions in plain text, 2026-12-01: the interviewer's side.
                     "This interviewer asked me to choose a movie they did not like but enjoyed.",
                     "The interviewer's comment: \"You wanted a comedy, but didn't get the show.\""]  # fmt: skip
+# make demo, 2026-12-01: the prompt's item statistics read out as if the viewer knew them.
+ITEM_STATISTICS = ["The movie recommended by 32% of users included the iconic films: Terminator II, The Matrix.",
+                   "I didn't get the 7th Terminator2: Judgment Day (1990), which was rated as \"Excellent\" by 46% of users.",
+                   "I liked it, and its average rating was high."]  # fmt: skip
 SENTENCES = ["I loved the sci-fi picks and the pacing.", "There were not enough thrillers for my taste.", "Too many old westerns.",
              "The comedies were great but I wanted more horror.", "Great variety of comedies.", "Nothing was missing.",
              "I watched 2 of 15 suggestions.", "The Godfather Part II was a classic pick."]  # fmt: skip
@@ -61,6 +65,13 @@ def test_each_kind_of_fragment_says_why():
 def test_a_user_in_character_never_speaks_of_the_viewer(text):
     assert unusable_reason(text, in_character=True) == "speaks of the viewer, not as the viewer"
     assert shown_text(text) == NO_USABLE_ANSWER  # the A/B report's quotes are the users' own answers
+
+
+@pytest.mark.parametrize("text", ITEM_STATISTICS)
+def test_a_user_in_character_never_reads_out_the_item_statistics(text):
+    assert unusable_reason(text, in_character=True) == "reads out the prompt's item statistics"
+    assert unusable_reason(text) is None  # a summary or a persona may cite them
+    assert shown_text(text) == NO_USABLE_ANSWER
 
 
 def test_a_taste_summary_may_speak_of_the_viewer_and_a_sentence_may_hold_a_semicolon():
