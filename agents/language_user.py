@@ -211,17 +211,18 @@ class LanguageUser(StatisticalUser):
         requests = [self._ask(system, "reason", item=self.item_texts[i], decision="watch" if w else "skip") for i, w in zip(items, watched)]
         requests.append(self._ask(system, "feeling", watched=int(watched.sum()), shown=len(items)))
         replies = self._noted(self.llm.chat_many(requests, params={**FREE_TEXT, "max_tokens": 40}, component="users.text"))
-        reasons = [self._usable(spoken_part(r.text) if r.ok else None, q, "users.text") or "" for r, q in zip(replies[:-1], requests)]
+        reasons = [self._usable(r.text if r.ok else None, q, "users.text") or "" for r, q in zip(replies[:-1], requests)]
         # A feeling may be a word or two ("bored"); it still must not be a title or a stutter.
-        feeling = self._usable(spoken_part(replies[-1].text) if replies[-1].ok else None, requests[-1], "users.text", min_words=1)
+        feeling = self._usable(replies[-1].text if replies[-1].ok else None, requests[-1], "users.text", min_words=1)
         return reasons, feeling or "no comment"
 
     def _usable(self, text: str | None, request: list[dict[str, str]], component: str, min_words: int = MIN_WORDS) -> str | None:
-        """`text` when it reads like a person; None for a fragment, counted by the LLM layer as unusable text.
-        None for `text` is a failed call, already counted there as a fallback."""
+        """The spoken part of `text` (`spoken_part`: its first line, whole sentences) when it reads like a person; None
+        for a fragment, counted by the LLM layer as unusable text. None for `text` is a failed call, already counted
+        there as a fallback."""
         if text is None:
             return None
-        return usable_or_none(text, prompt=request[-1]["content"], accountant=getattr(self.llm, "accountant", None),
+        return usable_or_none(spoken_part(text), prompt=request[-1]["content"], accountant=getattr(self.llm, "accountant", None),
                               component=component, min_words=min_words, in_character=True)  # fmt: skip
 
     def interview(self) -> Interview:
@@ -244,7 +245,7 @@ class LanguageUser(StatisticalUser):
         requests = [self._ask(system, name, **fields) for name in ("interview_liked", "interview_missed")]
         replies = self._noted(self.llm.chat_many(requests, params=SPOKEN_LINE, component="users.interview"))
         self.fallbacks += sum(not r.ok for r in replies)  # a failed call: no made-up words in the user's name
-        liked, missed = (self._usable(spoken_part(r.text) if r.ok else None, q, "users.interview") or NO_USABLE_ANSWER
+        liked, missed = (self._usable(r.text if r.ok else None, q, "users.interview") or NO_USABLE_ANSWER
                          for r, q in zip(replies, requests))  # fmt: skip
         return Interview(satisfaction=satisfaction, liked=liked, missed=missed)
 
