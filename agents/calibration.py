@@ -19,10 +19,15 @@ and each expert's effect (weight x spread of its logit), are kept in
 `Blend.fitted_on`: they say how much the LLM adds beyond the data.
 With the embedded 135M model expect a near zero; a strong model should earn weight.
 
+`calibrate_llm_alone` fits the LLM user's own scale the same way, with no preference model: a
+temperature and a bias on each of its two decisions (see its docstring).
+
 Scenarios call `calibrate_on_validation`, which reads only a split's validation part.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -79,7 +84,39 @@ def calibrate_on_validation(
                            seed=seed, progress=progress)  # fmt: skip
 
 
-def calibrate_blend(
+@dataclass(frozen=True)
+class CalibrationExamples:
+    """What a calibration fits on: the two experts' opinions of sampled held-out examples, beside the truth."""
+
+    users: int
+    llm_logit: torch.Tensor
+    """The LLM's logit of P(Yes) to watch, per shown item (positives and sampled negatives)."""
+    preference_logit: torch.Tensor
+    """The statistical user's watch logit for the same items."""
+    label: torch.Tensor
+    """1 where the user really had the item."""
+    weight: torch.Tensor
+    """How many items each example stands for (see the module docstring)."""
+    log_llm_levels: torch.Tensor
+    """log P_llm(1..5) for each positive's rating."""
+    log_preference_levels: torch.Tensor
+    """log P_preference(1..5) for the same ratings."""
+    rating: torch.Tensor
+    """The real rating minus one (a class index)."""
+
+    def watch_nll(self, logits: torch.Tensor) -> torch.Tensor:
+        """Weighted mean cross-entropy of watch logits against the labels."""
+        losses = torch.nn.functional.binary_cross_entropy_with_logits(logits, self.label, reduction="none")
+        return (self.weight * losses).sum() / self.weight.sum()
+
+    def rating_nll(self, llm_weight, preference_weight, bias: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of the log-linear pool (bias on levels 2..5, level 1's fixed at 0) against the ratings."""
+        zero = torch.zeros(1, dtype=torch.float64)
+        scores = llm_weight * self.log_llm_levels + preference_weight * self.log_preference_levels + torch.cat([zero, bias])
+        return torch.nn.functional.cross_entropy(scores, self.rating)
+
+
+def gather_examples(
     kit: UserKit,
     held_out: pd.DataFrame,
     llm,
@@ -89,8 +126,8 @@ def calibrate_blend(
     negatives: int = 3,
     seed: int = 0,
     progress: bool = True,
-) -> Blend:
-    """Fit a hybrid `Blend` for `llm` on `held_out` interactions (never the part you evaluate on)."""
+) -> CalibrationExamples:
+    """Ask `llm` (as each sampled user) about held-out positives and sampled negatives; unusable answers are left out."""
     rng = np.random.default_rng(seed)
     users = np.unique(held_out["user"].to_numpy())
     users = np.sort(rng.choice(users, min(n_users, len(users)), replace=False))
@@ -98,7 +135,7 @@ def calibrate_blend(
     by_user = held_out.groupby("user")[["item", "rating"]].apply(lambda f: (f["item"].to_numpy(), f["rating"].to_numpy())).to_dict()
     llm_logit, pref_logit, label, weight = [], [], [], []
     llm_levels, pref_levels, real_rating = [], [], []
-    for u in tqdm(users.tolist(), desc="calibrating hybrid users", disable=not progress):
+    for u in tqdm(users.tolist(), desc="calibrating users", disable=not progress):
         probe = kit.llm_user(u, np.random.default_rng(0), llm)
         items, ratings = by_user[u]
         items, ratings = items[:positives_per_user], ratings[:positives_per_user]
@@ -120,34 +157,46 @@ def calibrate_blend(
         llm_levels.append(levels[rating_ok])
         pref_levels.append(kit.preferences.rating_probabilities(np.full(len(items), u), items.astype(np.int64))[rating_ok])
         real_rating.append(np.clip(np.round(ratings), 1, 5).astype(np.int64)[rating_ok])
+    tensor = lambda parts: torch.as_tensor(np.concatenate(parts), dtype=torch.float64)  # noqa: E731
+    return CalibrationExamples(
+        users=int(len(users)), llm_logit=tensor(llm_logit), preference_logit=tensor(pref_logit), label=tensor(label),
+        weight=tensor(weight), log_llm_levels=torch.log(tensor(llm_levels)), log_preference_levels=torch.log(tensor(pref_levels)),
+        rating=torch.as_tensor(np.concatenate(real_rating) - 1),
+    )  # fmt: skip
 
-    x_llm = torch.as_tensor(np.concatenate(llm_logit), dtype=torch.float64)
-    x_pref = torch.as_tensor(np.concatenate(pref_logit), dtype=torch.float64)
-    y = torch.as_tensor(np.concatenate(label), dtype=torch.float64)
-    w = torch.as_tensor(np.concatenate(weight), dtype=torch.float64)
-    a, b, c = (torch.zeros((), dtype=torch.float64, requires_grad=True) for _ in range(3))
-    bce = lambda logits: (w * torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")).sum() / w.sum()  # noqa: E731
-    n = len(y)
-    watch_pool, watch_pool_objective = _fit(lambda: bce(a * x_llm + b * x_pref + c), [a, b, c], [0.0, 1.0, 0.0], n)
-    a0, c0 = torch.zeros((), dtype=torch.float64, requires_grad=True), torch.zeros((), dtype=torch.float64, requires_grad=True)
-    watch_llm_only, _ = _fit(lambda: bce(a0 * x_llm + c0), [a0, c0], [1.0, 0.0], n)
-    b1, c1 = torch.ones((), dtype=torch.float64, requires_grad=True), torch.zeros((), dtype=torch.float64, requires_grad=True)
-    watch_pref_only, watch_pref_only_objective = _fit(lambda: bce(b1 * x_pref + c1), [b1, c1], [1.0, 0.0], n)
 
-    log_llm = torch.as_tensor(np.log(np.concatenate(llm_levels)), dtype=torch.float64)
-    log_pref = torch.as_tensor(np.log(np.concatenate(pref_levels)), dtype=torch.float64)
-    target = torch.as_tensor(np.concatenate(real_rating) - 1)
-    ar, br = torch.zeros((), dtype=torch.float64, requires_grad=True), torch.ones((), dtype=torch.float64, requires_grad=True)
-    cr = torch.zeros(4, dtype=torch.float64, requires_grad=True)
+def _parameter(value: float, size: int = 0) -> torch.Tensor:
+    shape = (size,) if size else ()
+    return torch.full(shape, value, dtype=torch.float64, requires_grad=True)
 
-    def rating_nll(alpha, beta, bias):
-        scores = alpha * log_llm + beta * log_pref + torch.cat([torch.zeros(1, dtype=torch.float64), bias])
-        return torch.nn.functional.cross_entropy(scores, target)
 
-    rating_pool, _ = _fit(lambda: rating_nll(ar, br, cr), [ar, br, cr], [0.0, 1.0, 0.0], len(target))
+def calibrate_blend(
+    kit: UserKit,
+    held_out: pd.DataFrame,
+    llm,
+    *,
+    n_users: int = 50,
+    positives_per_user: int = 4,
+    negatives: int = 3,
+    seed: int = 0,
+    progress: bool = True,
+) -> Blend:
+    """Fit a hybrid `Blend` for `llm` on `held_out` interactions (never the part you evaluate on)."""
+    e = gather_examples(kit, held_out, llm, n_users=n_users, positives_per_user=positives_per_user, negatives=negatives, seed=seed,
+                        progress=progress)  # fmt: skip
+    a, b, c = _parameter(0.0), _parameter(0.0), _parameter(0.0)
+    n = len(e.label)
+    watch_pool, watch_pool_objective = _fit(lambda: e.watch_nll(a * e.llm_logit + b * e.preference_logit + c), [a, b, c], [0.0, 1.0, 0.0], n)
+    a0, c0 = _parameter(0.0), _parameter(0.0)
+    watch_llm_only, _ = _fit(lambda: e.watch_nll(a0 * e.llm_logit + c0), [a0, c0], [1.0, 0.0], n)
+    b1, c1 = _parameter(1.0), _parameter(0.0)
+    watch_pref_only, watch_pref_only_objective = _fit(lambda: e.watch_nll(b1 * e.preference_logit + c1), [b1, c1], [1.0, 0.0], n)
+
+    ar, br, cr = _parameter(0.0), _parameter(1.0), _parameter(0.0, 4)
+    rating_pool, _ = _fit(lambda: e.rating_nll(ar, br, cr), [ar, br, cr], [0.0, 1.0, 0.0], len(e.rating))
     with torch.no_grad():
-        rating_llm_only = float(torch.nn.functional.cross_entropy(log_llm, target))
-        rating_pref_only = float(torch.nn.functional.cross_entropy(log_pref, target))
+        rating_llm_only = float(torch.nn.functional.cross_entropy(e.log_llm_levels, e.rating))
+        rating_pref_only = float(torch.nn.functional.cross_entropy(e.log_preference_levels, e.rating))
     value = lambda t: float(t.detach())  # noqa: E731
     return Blend(
         watch_llm=value(a), watch_preference=value(b), watch_bias=value(c),
@@ -155,15 +204,52 @@ def calibrate_blend(
         rating_bias=(0.0, *(float(v) for v in cr.detach())),
         llm_decides_leaving=False,
         fitted_on={
-            "users": int(len(users)), "watch_examples": int(len(y)), "rating_examples": int(len(target)),
+            "users": e.users, "watch_examples": int(n), "rating_examples": int(len(e.rating)),
             "watch_nll": {"pooled": watch_pool, "llm_only": watch_llm_only, "preference_only": watch_pref_only},
             # NLL + prior penalty: the pool nests the preference-only model (LLM weight at its centre 0), so its
             # objective can only match or beat that one's (its NLL alone may not: the prior pulls differently).
             "watch_objective": {"pooled": watch_pool_objective, "preference_only": watch_pref_only_objective},
             # Weight x spread of its input: how far each expert moves the watch logit (comparable across experts).
-            "watch_effect": {"llm": value(a) * float(x_llm.std()), "preference": value(b) * float(x_pref.std())},
+            "watch_effect": {"llm": value(a) * float(e.llm_logit.std()), "preference": value(b) * float(e.preference_logit.std())},
             "rating_nll": {"pooled": rating_pool, "llm_only": rating_llm_only, "preference_only": rating_pref_only},
         },
     )  # fmt: skip
 
 
+def calibrate_llm_alone(
+    kit: UserKit,
+    held_out: pd.DataFrame,
+    llm,
+    *,
+    n_users: int = 50,
+    positives_per_user: int = 4,
+    negatives: int = 3,
+    seed: int = 0,
+    progress: bool = True,
+) -> Blend:
+    """The LLM user's own calibration on `held_out` interactions: a temperature and a bias on its watch logit, a
+    temperature and a bias per level on its P(1..5), and no preference model (its weights stay 0).
+
+    It moves no item against another for the same prompt (the watch calibration is monotone), so it changes the LLM's
+    scale, not its taste: what it fixes is an LLM that says Yes too often or spreads its ratings too wide. The prior is
+    centred on the LLM as it is (weights 1, biases 0). `fitted_on` holds both NLLs, raw and calibrated."""
+    e = gather_examples(kit, held_out, llm, n_users=n_users, positives_per_user=positives_per_user, negatives=negatives, seed=seed,
+                        progress=progress)  # fmt: skip
+    a, c = _parameter(1.0), _parameter(0.0)
+    watch_calibrated, _ = _fit(lambda: e.watch_nll(a * e.llm_logit + c), [a, c], [1.0, 0.0], len(e.label))
+    ar, cr = _parameter(1.0), _parameter(0.0, 4)
+    rating_calibrated, _ = _fit(lambda: e.rating_nll(ar, 0.0, cr), [ar, cr], [1.0, 0.0], len(e.rating))
+    with torch.no_grad():
+        watch_raw = float(e.watch_nll(e.llm_logit))
+        rating_raw = float(torch.nn.functional.cross_entropy(e.log_llm_levels, e.rating))
+    value = lambda t: float(t.detach())  # noqa: E731
+    return Blend(
+        watch_llm=value(a), watch_preference=0.0, watch_bias=value(c),
+        rating_llm=value(ar), rating_preference=0.0, rating_bias=(0.0, *(float(v) for v in cr.detach())),
+        llm_decides_leaving=True,
+        fitted_on={
+            "users": e.users, "watch_examples": int(len(e.label)), "rating_examples": int(len(e.rating)),
+            "watch_nll": {"llm_as_it_is": watch_raw, "llm_calibrated": watch_calibrated},
+            "rating_nll": {"llm_as_it_is": rating_raw, "llm_calibrated": rating_calibrated},
+        },
+    )  # fmt: skip

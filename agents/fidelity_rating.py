@@ -129,16 +129,28 @@ def item_means(train: pd.DataFrame, n_items: int) -> tuple[np.ndarray, float]:
     return np.where(counts > 0, sums / np.maximum(counts, 1), mean), mean
 
 
+def _correlation(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Pearson's r, or None where either side is constant (a global mean, say) or there are fewer than two values."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 2 or np.ptp(a) < 1e-9 or np.ptp(b) < 1e-9:  # a tolerance: a global mean differs in its last bits
+        return None
+    return float(np.corrcoef(a, b)[0, 1])
+
+
 def rating_alignment(real: np.ndarray, expected: np.ndarray, drawn: np.ndarray, predictors: dict[str, np.ndarray],
                      train_ratings: np.ndarray, rng: np.random.Generator) -> dict:
-    """RMSE/MAE of the simulated user's expected rating and of each point predictor; W1 and histograms of
-    the simulated draws, of each predictor rounded, and of draws from the training histogram."""
+    """RMSE/MAE of the simulated user's expected rating and of each point predictor, and its correlation with each
+    predictor; W1 and histograms of the simulated draws, of each predictor rounded, and of draws from the training
+    histogram."""
     contenders = {"simulated": expected, **predictors}
     errors = {name: {"rmse": rmse(pred, real), "mae": float(np.mean(np.abs(np.asarray(pred) - real)))} for name, pred in contenders.items()}
     train_draws = rng.choice(to_levels(train_ratings), size=len(real), replace=True)
     distributions = {"simulated": drawn, **{f"{name}_rounded": pred for name, pred in predictors.items()}, "training_histogram": train_draws}
     return {
         **errors,
+        # Pearson correlation of the simulated expected rating with each predictor: near 1 means the simulated user
+        # only restates that predictor (a tuned LLM that learnt the item mean from the item's text, say).
+        "correlation_with": {name: _correlation(expected, pred) for name, pred in predictors.items()},
         "wasserstein": {name: wasserstein_levels(values, real) for name, values in distributions.items()},
         "histograms": {"real": histogram(real), **{name: histogram(values) for name, values in distributions.items()}},
         # Kept under their earlier names for readers of older results.

@@ -5,6 +5,8 @@
 The users are built from a random 80% of each user's ratings; the hybrid user's
 weights are fitted on a further 10% (validation); the checks use the last 10%
 (test), so nothing evaluated reaches a profile, a preference model or a weight.
+The LLM user is also checked calibrated alone: a temperature and a bias on each of its
+decisions, fitted on the same validation examples, and no preference model.
 The statistical user is checked on 200 users and, for a like-for-like row, on
 the same small sample as the LLM kinds (LLM calls are the cost).
 """
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recarena.agents.calibration import calibrate_blend
+from recarena.agents.calibration import calibrate_blend, calibrate_llm_alone
 from recarena.agents.fidelity import FidelityConfig, fidelity_report
 from recarena.agents.kit import build_user_kit
 from recarena.agents.llm import LLMConfig, make_llm
@@ -68,6 +70,14 @@ def main() -> None:
     run("statistical", lambda u: kit.statistical_user(u, np.random.default_rng(u)), FidelityConfig(max_users=200, progress=False))
     run(f"statistical (same {args.llm_users} users)", lambda u: kit.statistical_user(u, np.random.default_rng(u)), small)
     run(f"LLM ({args.llm})", lambda u: kit.llm_user(u, np.random.default_rng(u), llm), small)
+    started = time.perf_counter()
+    # The LLM user's own scale, fitted on the same validation examples as the hybrid's blend: still no preference model.
+    alone = calibrate_llm_alone(kit, split.valid, llm, n_users=args.calibration_users, positives_per_user=3, negatives=3)
+    print(f"LLM-alone calibration: {time.perf_counter() - started:.0f} s; watch a={alone.watch_llm:.3f} c={alone.watch_bias:.3f}, "
+          f"rating a={alone.rating_llm:.3f} biases {[round(b, 3) for b in alone.rating_bias]}; "
+          f"NLL {json.dumps(alone.fitted_on['watch_nll'])} rating NLL {json.dumps(alone.fitted_on['rating_nll'])}")
+    run(f"LLM calibrated alone ({args.llm})", lambda u: kit.hybrid_user(u, np.random.default_rng(u), llm, alone), small)
+    reports["llm_alone_blend"] = dict(alone.__dict__)
     started = time.perf_counter()
     blend = calibrate_blend(kit, split.valid, llm, n_users=args.calibration_users, positives_per_user=3, negatives=3)
     print(f"hybrid calibration: {time.perf_counter() - started:.0f} s; weights watch a={blend.watch_llm:.3f} b={blend.watch_preference:.3f} "

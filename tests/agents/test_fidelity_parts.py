@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from recarena.agents.fidelity import FidelityConfig, best_threshold, build_reference, fidelity_report, make_pages, sample_users
-from recarena.agents.fidelity_rating import fit_biased_mf, item_means, rmse, wasserstein_levels
+from recarena.agents.fidelity_rating import fit_biased_mf, item_means, rating_alignment, rmse, wasserstein_levels
 from recarena.agents.fidelity_shape import js_divergence, real_session_lengths
 from recarena.simulator.data.splits import random_holdout
 
@@ -53,6 +53,19 @@ def test_biased_mf_beats_the_item_mean_on_held_out_ratings(split):
     item_mean, _ = item_means(split.train, data.n_items)
     test = split.test
     assert rmse(model.predict(test["user"], test["item"]), test["rating"]) < rmse(item_mean[test["item"]], test["rating"])
+
+
+def test_rating_alignment_says_when_a_simulated_user_only_restates_the_item_mean():
+    rng = np.random.default_rng(0)
+    item_mean = rng.uniform(2, 5, 200)
+    real = np.clip(np.round(item_mean + rng.normal(0, 1, 200)), 1, 5)
+    echo, own = 0.5 + 0.9 * item_mean, rng.uniform(1, 5, 200)  # a rescaled item mean; a view of its own
+    report = {name: rating_alignment(real, expected, np.round(expected), {"item_mean": item_mean}, real, rng)
+              for name, expected in (("echo", echo), ("own", own))}  # fmt: skip
+    assert report["echo"]["correlation_with"]["item_mean"] == pytest.approx(1.0)
+    assert abs(report["own"]["correlation_with"]["item_mean"]) < 0.2
+    constant = rating_alignment(real, np.full(200, 3.5), np.full(200, 4), {"item_mean": item_mean}, real, rng)
+    assert constant["correlation_with"]["item_mean"] is None  # no spread, no correlation
 
 
 def test_wasserstein_on_levels():

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from recarena.agents.calibration import calibrate_blend
+from recarena.agents.calibration import calibrate_blend, calibrate_llm_alone
 from recarena.agents.checker import check_user
 from recarena.agents.contract import SessionContext
 from recarena.agents.language_user import Blend
@@ -143,6 +143,41 @@ def test_a_calibration_on_a_handful_of_users_keeps_finite_weights_of_the_right_s
     weights = [blend.watch_llm, blend.watch_preference, blend.watch_bias, blend.rating_llm, blend.rating_preference, *blend.rating_bias]
     assert max(abs(w) for w in weights) < 10, blend
     assert blend.watch_llm > 0.5 and blend.watch_preference > 0, blend
+
+
+def test_the_llm_users_own_calibration_fixes_its_scale_and_leaves_the_preference_model_out(ml100k_kit, ml100k_holdout):
+    """An LLM that rates nearly everything 1 (real ml-100k ratings are mostly 3 to 5), calibrated alone: the fitted
+    level biases move its ratings up to the real ones, its watch order stays its own, and no preference model joins."""
+
+    class Harsh(ScriptedLLM):
+        def _answer(self, messages, options):
+            if len(options) != 5:
+                return super()._answer(messages, options)
+            self.calls += 1
+            return ScoreReply(probabilities={o: (0.8 if o == "1" else 0.05) for o in options})
+
+    kit, held_out, llm = ml100k_kit, ml100k_holdout.test, Harsh()
+    blend = calibrate_llm_alone(kit, held_out, llm, n_users=30, progress=False)
+    assert blend.watch_preference == 0.0 and blend.rating_preference == 0.0 and blend.llm_decides_leaving
+    assert blend.watch_llm > 0  # a monotone rescaling: the LLM's own order of items
+    for decision in ("watch_nll", "rating_nll"):
+        nll = blend.fitted_on[decision]
+        assert nll["llm_calibrated"] < nll["llm_as_it_is"], (decision, nll)
+
+    users = held_out["user"].unique()[:20]
+    rows = held_out[held_out["user"].isin(users)].groupby("user").head(2)
+    stars = np.arange(1, 6)
+
+    def expected_rating(user_blend: Blend) -> np.ndarray:
+        return np.concatenate([kit.hybrid_user(u, np.random.default_rng(0), llm, user_blend).rating_probabilities(f["item"].tolist()) @ stars
+                               for u, f in rows.groupby("user")])  # fmt: skip
+
+    real = rows.sort_values("user", kind="stable")["rating"].to_numpy(float)
+    raw, calibrated = expected_rating(Blend()), expected_rating(blend)
+    assert np.mean((calibrated - real) ** 2) < np.mean((raw - real) ** 2) - 1.0  # the raw error is about 2 stars
+    sci_fi, other = sci_fi_and_other(kit, 3)
+    probe = kit.hybrid_user(3, np.random.default_rng(0), llm, blend)
+    assert probe.watch_probabilities(sci_fi)[0] > probe.watch_probabilities(other)[0]
 
 
 def test_a_calibrated_hybrid_user_beats_a_random_user_on_held_out_taste(ml100k_kit, ml100k_holdout):
