@@ -66,17 +66,30 @@ def spec_adapter(spec: Any) -> Path | None:
     return Path(value).expanduser() if kind == "embedded" and name == "adapter" and equals and value else None
 
 
-def adapter_training_data(spec: Any) -> str | None:
-    """The fingerprint of the data the spec's adapter was trained on (its manifest's ``data.fingerprint``); None without
-    an adapter. A run that holds data out compares it with its own training part (`recarena.scenarios.contract`)."""
+def adapter_manifest(spec: Any) -> dict[str, Any] | None:
+    """The manifest of the spec's adapter (`recarena.agents.tuning.manifest`); None without an adapter, and an empty
+    dict when it cannot be read, which every check on it then refuses."""
     import json
 
     folder = spec_adapter(spec)
     if folder is None:
         return None
     try:
-        return str(json.loads((folder / "manifest.json").read_text())["data"]["fingerprint"])
-    except (OSError, ValueError, KeyError, TypeError):
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def adapter_training_data(spec: Any) -> str | None:
+    """The fingerprint of the data the spec's adapter was trained on (its manifest's ``data.fingerprint``); None without
+    an adapter. A run that holds data out compares it with its own training part (`recarena.scenarios.contract`)."""
+    manifest = adapter_manifest(spec)
+    if manifest is None:
+        return None
+    try:
+        return str(manifest["data"]["fingerprint"])
+    except (KeyError, TypeError):
         return ""  # unreadable: never equal to a real fingerprint, so the run refuses it
 
 

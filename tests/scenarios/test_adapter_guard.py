@@ -1,5 +1,6 @@
 """A tuned adapter is a user model too: a run refuses one trained on anything but its own training part, so that no
-held-out interaction reaches the users through the LLM (`recarena.scenarios.contract.check_llm_training_data`)."""
+held-out interaction reaches the users through the LLM, and one tuned on other prompts than the users send
+(`recarena.scenarios.contract.check_llm_training_data`)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,18 @@ import json
 
 import pytest
 
+from recarena.agents.tuning.examples import prompt_versions
 from recarena.scenarios.cli import main
 from recarena.scenarios.contract import ScenarioError, check_llm_training_data
 from recarena.simulator.data.splits import leave_one_out
 
 
-def adapter_folder(tmp_path, fingerprint: str):
-    folder = tmp_path / f"adapter-{fingerprint[:6]}"
+def adapter_folder(tmp_path, fingerprint: str, prompts: dict | None = None):
+    """An adapter folder whose manifest says what it was tuned on (today's prompts unless `prompts`)."""
+    prompts = prompt_versions() if prompts is None else prompts
+    folder = tmp_path / f"adapter-{fingerprint[:6]}-{abs(hash(json.dumps(prompts, sort_keys=True))) % 10**6}"
     folder.mkdir()
-    (folder / "manifest.json").write_text(json.dumps({"data": {"fingerprint": fingerprint}}))
+    (folder / "manifest.json").write_text(json.dumps({"data": {"fingerprint": fingerprint}, "prompts": prompts}))
     return folder
 
 
@@ -31,6 +35,20 @@ def test_only_an_adapter_of_this_training_part_passes(small_synthetic, tmp_path)
     unreadable.mkdir()
     with pytest.raises(ScenarioError, match="^llm: "):
         check_llm_training_data([f"embedded:adapter={unreadable}"], train)
+
+
+def test_an_adapter_tuned_on_other_prompts_than_the_users_send_is_refused(small_synthetic, tmp_path):
+    train = leave_one_out(small_synthetic).train_dataset()
+    today = prompt_versions()
+    older_rate_question = adapter_folder(tmp_path, train.fingerprint(), {**today, "rate": today["rate"] - 1})
+    with pytest.raises(ScenarioError, match=r"^llm: the adapter .* was tuned on other prompts than the users send"):
+        check_llm_training_data([f"embedded:adapter={older_rate_question}"], train)
+    without_versions = adapter_folder(tmp_path, train.fingerprint(), {})
+    with pytest.raises(ScenarioError, match="other prompts"):
+        check_llm_training_data([f"embedded:adapter={without_versions}"], train)
+    # A run whose users send other prompts (say, items without their statistics) names them, and its adapter must match.
+    plain_items = {**today, "item": 1}
+    check_llm_training_data([f"embedded:adapter={adapter_folder(tmp_path, train.fingerprint(), plain_items)}"], train, plain_items)
 
 
 @pytest.mark.requires("llama_cpp")
