@@ -19,7 +19,7 @@ and each expert's effect (weight x spread of its logit), are kept in
 `Blend.fitted_on`: they say how much the LLM adds beyond the data.
 With the embedded 135M model expect a near zero; a strong model should earn weight.
 
-`calibrate_llm_alone` fits the LLM user's own scale the same way, with no preference model: a
+`fit_llm_alone` fits the LLM user's own scale the same way, with no preference model: a
 temperature and a bias on each of its two decisions (see its docstring).
 
 Scenarios call `calibrate_on_validation`, which reads only a split's validation part.
@@ -182,8 +182,13 @@ def calibrate_blend(
     progress: bool = True,
 ) -> Blend:
     """Fit a hybrid `Blend` for `llm` on `held_out` interactions (never the part you evaluate on)."""
-    e = gather_examples(kit, held_out, llm, n_users=n_users, positives_per_user=positives_per_user, negatives=negatives, seed=seed,
-                        progress=progress)  # fmt: skip
+    examples = gather_examples(kit, held_out, llm, n_users=n_users, positives_per_user=positives_per_user, negatives=negatives,
+                               seed=seed, progress=progress)  # fmt: skip
+    return fit_blend(examples)
+
+
+def fit_blend(e: CalibrationExamples) -> Blend:
+    """The hybrid `Blend` that fits `e` best (maximum a posteriori, see the module docstring)."""
     a, b, c = _parameter(0.0), _parameter(0.0), _parameter(0.0)
     n = len(e.label)
     watch_pool, watch_pool_objective = _fit(lambda: e.watch_nll(a * e.llm_logit + b * e.preference_logit + c), [a, b, c], [0.0, 1.0, 0.0], n)
@@ -216,25 +221,13 @@ def calibrate_blend(
     )  # fmt: skip
 
 
-def calibrate_llm_alone(
-    kit: UserKit,
-    held_out: pd.DataFrame,
-    llm,
-    *,
-    n_users: int = 50,
-    positives_per_user: int = 4,
-    negatives: int = 3,
-    seed: int = 0,
-    progress: bool = True,
-) -> Blend:
-    """The LLM user's own calibration on `held_out` interactions: a temperature and a bias on its watch logit, a
-    temperature and a bias per level on its P(1..5), and no preference model (its weights stay 0).
+def fit_llm_alone(e: CalibrationExamples) -> Blend:
+    """The LLM user's own calibration on `e`: a temperature and a bias on its watch logit, a temperature and a bias per
+    level on its P(1..5), and no preference model (its weights stay 0).
 
     It moves no item against another for the same prompt (the watch calibration is monotone), so it changes the LLM's
     scale, not its taste: what it fixes is an LLM that says Yes too often or spreads its ratings too wide. The prior is
     centred on the LLM as it is (weights 1, biases 0). `fitted_on` holds both NLLs, raw and calibrated."""
-    e = gather_examples(kit, held_out, llm, n_users=n_users, positives_per_user=positives_per_user, negatives=negatives, seed=seed,
-                        progress=progress)  # fmt: skip
     a, c = _parameter(1.0), _parameter(0.0)
     watch_calibrated, _ = _fit(lambda: e.watch_nll(a * e.llm_logit + c), [a, c], [1.0, 0.0], len(e.label))
     ar, cr = _parameter(1.0), _parameter(0.0, 4)

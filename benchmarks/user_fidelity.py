@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recarena.agents.calibration import calibrate_blend, calibrate_llm_alone
+from recarena.agents.calibration import fit_blend, fit_llm_alone, gather_examples
 from recarena.agents.fidelity import FidelityConfig, fidelity_report
 from recarena.agents.kit import build_user_kit
 from recarena.agents.llm import LLMConfig, make_llm
@@ -71,16 +71,17 @@ def main() -> None:
     run(f"statistical (same {args.llm_users} users)", lambda u: kit.statistical_user(u, np.random.default_rng(u)), small)
     run(f"LLM ({args.llm})", lambda u: kit.llm_user(u, np.random.default_rng(u), llm), small)
     started = time.perf_counter()
+    examples = gather_examples(kit, split.valid, llm, n_users=args.calibration_users, positives_per_user=3, negatives=3)
+    print(f"calibration examples: {time.perf_counter() - started:.0f} s")
     # The LLM user's own scale, fitted on the same validation examples as the hybrid's blend: still no preference model.
-    alone = calibrate_llm_alone(kit, split.valid, llm, n_users=args.calibration_users, positives_per_user=3, negatives=3)
-    print(f"LLM-alone calibration: {time.perf_counter() - started:.0f} s; watch a={alone.watch_llm:.3f} c={alone.watch_bias:.3f}, "
+    alone = fit_llm_alone(examples)
+    print(f"LLM-alone calibration: watch a={alone.watch_llm:.3f} c={alone.watch_bias:.3f}, "
           f"rating a={alone.rating_llm:.3f} biases {[round(b, 3) for b in alone.rating_bias]}; "
           f"NLL {json.dumps(alone.fitted_on['watch_nll'])} rating NLL {json.dumps(alone.fitted_on['rating_nll'])}")
     run(f"LLM calibrated alone ({args.llm})", lambda u: kit.hybrid_user(u, np.random.default_rng(u), llm, alone), small)
     reports["llm_alone_blend"] = dict(alone.__dict__)
-    started = time.perf_counter()
-    blend = calibrate_blend(kit, split.valid, llm, n_users=args.calibration_users, positives_per_user=3, negatives=3)
-    print(f"hybrid calibration: {time.perf_counter() - started:.0f} s; weights watch a={blend.watch_llm:.3f} b={blend.watch_preference:.3f} "
+    blend = fit_blend(examples)
+    print(f"hybrid calibration: weights watch a={blend.watch_llm:.3f} b={blend.watch_preference:.3f} "
           f"c={blend.watch_bias:.3f}, rating a={blend.rating_llm:.3f} b={blend.rating_preference:.3f}; "
           f"watch effect (weight x spread) {json.dumps(blend.fitted_on['watch_effect'])}; NLL {json.dumps(blend.fitted_on['watch_nll'])} "
           f"rating NLL {json.dumps(blend.fitted_on['rating_nll'])}")

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from recarena.agents.calibration import calibrate_blend, calibrate_llm_alone
+from recarena.agents.calibration import calibrate_blend, fit_llm_alone, gather_examples
 from recarena.agents.checker import check_user
 from recarena.agents.contract import SessionContext
 from recarena.agents.language_user import Blend
@@ -157,7 +157,7 @@ def test_the_llm_users_own_calibration_fixes_its_scale_and_leaves_the_preference
             return ScoreReply(probabilities={o: (0.8 if o == "1" else 0.05) for o in options})
 
     kit, held_out, llm = ml100k_kit, ml100k_holdout.test, Harsh()
-    blend = calibrate_llm_alone(kit, held_out, llm, n_users=30, progress=False)
+    blend = fit_llm_alone(gather_examples(kit, held_out, llm, n_users=30, progress=False))
     assert blend.watch_preference == 0.0 and blend.rating_preference == 0.0 and blend.llm_decides_leaving
     assert blend.watch_llm > 0  # a monotone rescaling: the LLM's own order of items
     for decision in ("watch_nll", "rating_nll"):
