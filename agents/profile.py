@@ -25,6 +25,7 @@ tiers still assigned), never an error.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -196,6 +197,23 @@ def item_text_version(config: ProfileConfig = ProfileConfig()) -> int:
     """The version of the item descriptions `item_descriptions` writes (2: with statistics, 1: without); it joins the
     prompt versions an adapter records, as the LLM learns from the item text too."""
     return 2 if config.item_statistics else 1
+
+
+#: A profile with every part `UserProfile.describe` can write, for `profile_text_digest`.
+_SPECIMEN = UserProfile(
+    user=0, raw_id="0", activity=42, activity_tier="medium", conformity_gap=0.7, conformity_tier="high", diversity=0.5,
+    diversity_tier="low", mean_rating=3.6, liked_genres=["Comedy", "Drama"], disliked_genres=["Horror"],
+    liked_titles=["Fargo (1996)"], disliked_titles=["Spawn (1997)"], demographics={"age": 30, "gender": "F", "occupation": "writer"},
+    thin=False, taste_summary="Likes quiet dramas.", persona={"patience": "high"}, persona_agreement=1.0,
+)  # fmt: skip
+
+
+def profile_text_digest() -> str:
+    """A short digest of how `UserProfile.describe` writes a profile (its text for a fixed specimen profile).
+
+    A tuned adapter learnt from profiles written this way, so the digest joins the prompt versions its manifest records:
+    change the wording and every adapter made before is refused until it is made again, with no version to bump."""
+    return hashlib.sha256(_SPECIMEN.describe().encode()).hexdigest()[:12]
 
 
 def item_descriptions(dataset: Dataset, config: ProfileConfig = ProfileConfig()) -> list[str]:

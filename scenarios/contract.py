@@ -140,11 +140,11 @@ def timing_free(results: Any) -> Any:
     return results
 
 
-def check_llm_training_data(specs: list[Any], train: Any, prompts: dict[str, int] | None = None) -> None:
+def check_llm_training_data(specs: list[Any], train: Any, prompts: dict[str, int | str] | None = None) -> None:
     """ScenarioError naming ``llm`` when an LLM's tuned adapter was trained on anything but `train` (this run's training
     part, a `Dataset`): held-out interactions must not reach a user model, an adapter included. Also when it was tuned
     on other questions than the users will ask: its manifest's prompt versions must be `prompts` (default: the users'
-    prompts today with the default profile text, `recarena.agents.tuning.examples.prompt_versions`)."""
+    prompts today, `recarena.agents.tuning.examples.prompt_versions`; see `same_prompts`)."""
     from recarena.agents.llm.factory import adapter_manifest, adapter_training_data, spec_adapter
 
     wanted = None
@@ -156,11 +156,10 @@ def check_llm_training_data(specs: list[Any], train: Any, prompts: dict[str, int
         if seen != wanted:
             raise ScenarioError(f"llm: the adapter {spec_adapter(spec)} was trained on other data than this run's training part "
                                 f"({train.name}); held-out interactions may have reached it. Tune on this split: recarena tune-llm")  # fmt: skip
-        if prompts is None:
-            from recarena.agents.tuning.examples import prompt_versions
+        from recarena.agents.tuning.examples import prompt_versions, same_prompts
 
-            prompts = prompt_versions()
+        prompts = prompt_versions() if prompts is None else prompts
         tuned = (adapter_manifest(spec) or {}).get("prompts")
-        if tuned != prompts:
+        if not same_prompts(tuned, prompts):
             raise ScenarioError(f"llm: the adapter {spec_adapter(spec)} was tuned on other prompts than the users send (its prompt "
                                 f"versions {tuned}, the users' {prompts}). Tune it again: recarena tune-llm")  # fmt: skip

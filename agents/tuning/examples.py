@@ -34,7 +34,7 @@ from recarena.simulator.data.dataset import per_user
 from recarena.simulator.data.streams import TUNE_EXAMPLES, TUNE_USERS
 
 from ..language_user import STARS, YES_NO
-from ..profile import ProfileConfig, build_profiles, item_descriptions, item_text_version
+from ..profile import ProfileConfig, build_profiles, item_descriptions, item_text_version, profile_text_digest
 from ..prompts import template
 
 QUESTIONS = ("system", "watch", "rate")
@@ -90,9 +90,21 @@ class Example:
         return self.options.index(self.answer)
 
 
-def prompt_versions(profile_config: ProfileConfig = ProfileConfig()) -> dict[str, int]:
-    """The versions of the templates the examples are rendered with, and of the item descriptions in them."""
-    return {**{name: template(name).version for name in QUESTIONS}, "item": item_text_version(profile_config)}
+def prompt_versions(profile_config: ProfileConfig = ProfileConfig()) -> dict[str, int | str]:
+    """The versions of the templates the examples are rendered with, of the item descriptions in them, and the digest
+    of the profile text (`profile_text_digest`)."""
+    return {**{name: template(name).version for name in QUESTIONS}, "item": item_text_version(profile_config),
+            "profile": profile_text_digest()}  # fmt: skip
+
+
+def same_prompts(tuned: Any, asked: dict[str, int | str]) -> bool:
+    """Whether an adapter whose manifest records the prompt versions `tuned` was tuned on the prompts `asked`.
+
+    Manifests written before the profile text had a digest (the shipped adapter's, until it is made again) have no
+    ``profile``: for them the templates and the item text are compared, as they were then."""
+    if not isinstance(tuned, dict):
+        return False
+    return tuned == (asked if "profile" in tuned else {k: v for k, v in asked.items() if k != "profile"})
 
 
 def system_message(profile_text: str) -> dict[str, str]:

@@ -4,7 +4,8 @@
 base (the embedded SmolLM2) the same LoRA as a llama.cpp adapter file ``adapter.gguf`` (`gguf_lora.py`; what
 ``--llm embedded:adapter=FOLDER`` serves), and ``manifest.json``: the base model (name, digest of its weights' file(s): for the embedded GGUF the
 digest `recarena.agents.llm.embedded` gives it), the training data (the training part's
-`Dataset.fingerprint`), the prompt templates' versions, the example settings and counts, the recipe,
+`Dataset.fingerprint`), the prompts' versions (`examples.prompt_versions`: templates, item text, a digest of the
+profile text), the example settings and counts, the recipe,
 the seed, the training curve, the libraries' versions and the command.
 
 The name is a sha256 over the adapter's tensors (names, dtypes, shapes, bytes) and the manifest

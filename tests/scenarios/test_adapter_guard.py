@@ -46,6 +46,9 @@ def test_an_adapter_tuned_on_other_prompts_than_the_users_send_is_refused(small_
     without_versions = adapter_folder(tmp_path, train.fingerprint(), {})
     with pytest.raises(ScenarioError, match="other prompts"):
         check_llm_training_data([f"embedded:adapter={without_versions}"], train)
+    other_profile_text = adapter_folder(tmp_path, train.fingerprint(), {**today, "profile": "0" * 12})
+    with pytest.raises(ScenarioError, match="other prompts"):
+        check_llm_training_data([f"embedded:adapter={other_profile_text}"], train)
     # A run whose users send other prompts (say, items without their statistics) names them, and its adapter must match.
     plain_items = {**today, "item": 1}
     check_llm_training_data([f"embedded:adapter={adapter_folder(tmp_path, train.fingerprint(), plain_items)}"], train, plain_items)

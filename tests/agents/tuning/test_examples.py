@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from recarena.agents.language_user import LanguageUser
-from recarena.agents.profile import item_descriptions
+from recarena.agents.profile import item_descriptions, profile_text_digest
 from recarena.agents.tuning import examples as examples_module
 from recarena.agents.tuning.examples import ExampleConfig, build_examples, prompt_versions
 from recarena.simulator.data.dataset import per_user
@@ -48,7 +48,23 @@ def test_the_examples_are_the_messages_the_llm_user_sends(train_part):
         else:
             user._llm_ratings([example.item])
         assert tuple(llm.requests[-1]) == example.messages
-    assert prompt_versions() == {"system": 1, "watch": 1, "rate": 1, "item": 2}
+    assert prompt_versions() == {"system": 1, "watch": 1, "rate": 1, "item": 2, "profile": profile_text_digest()}
+
+
+def test_rewording_the_profile_text_changes_the_prompt_versions_an_adapter_must_match(monkeypatch):
+    from recarena.agents.profile import UserProfile
+    from recarena.agents.tuning.examples import same_prompts
+
+    today = prompt_versions()
+    assert same_prompts(today, today)
+    before_profile_digests = {k: v for k, v in today.items() if k != "profile"}  # the shipped adapter's manifest, say
+    assert same_prompts(before_profile_digests, today)
+    assert not same_prompts({**before_profile_digests, "rate": 0}, today) and not same_prompts(None, today)
+    written = UserProfile.describe
+    monkeypatch.setattr(UserProfile, "describe", lambda self: written(self) + " You rate movies 3.6 of 5 on average.")
+    reworded = prompt_versions()
+    assert reworded["profile"] != today["profile"]
+    assert not same_prompts(today, reworded)  # an adapter tuned on the old wording is refused
 
 
 def test_positives_are_each_users_last_training_items_and_negatives_items_it_never_had(train_part):

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from recarena.agents.profile import profile_text_digest
 from recarena.scenarios.cli import main
 from recarena.scenarios.tune_llm import scenario as scenario_module
 from recarena.simulator.data.splits import leave_one_out
@@ -43,7 +44,7 @@ def test_the_cli_writes_a_content_addressed_adapter_with_its_manifest(synthetic_
     assert folder.name == "adapter-" + manifest["content_sha256"][:12]
     assert manifest["base"]["kind"] == "hf" and len(manifest["base"]["digest"]) == 16
     assert manifest["data"]["part"] == "train" and len(manifest["data"]["fingerprint"]) == 64
-    assert manifest["prompts"] == {"system": 1, "watch": 1, "rate": 1, "item": 2}
+    assert manifest["prompts"] == {"system": 1, "watch": 1, "rate": 1, "item": 2, "profile": profile_text_digest()}
     assert manifest["recipe"]["rank"] == 4 and manifest["examples"]["users"] == 8 and manifest["seed"] == 0
     assert [p["step"] for p in manifest["training"]["curve"]] == [1, 2, 3, 4, 5, 6]
     assert manifest["run"]["command"].startswith("recarena tune-llm --dataset ") and "--rank 4" in manifest["run"]["command"]
