@@ -28,6 +28,7 @@ Scenarios call `calibrate_on_validation`, which reads only a split's validation 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -170,21 +171,10 @@ def _parameter(value: float, size: int = 0) -> torch.Tensor:
     return torch.full(shape, value, dtype=torch.float64, requires_grad=True)
 
 
-def calibrate_blend(
-    kit: UserKit,
-    held_out: pd.DataFrame,
-    llm,
-    *,
-    n_users: int = 50,
-    positives_per_user: int = 4,
-    negatives: int = 3,
-    seed: int = 0,
-    progress: bool = True,
-) -> Blend:
-    """Fit a hybrid `Blend` for `llm` on `held_out` interactions (never the part you evaluate on)."""
-    examples = gather_examples(kit, held_out, llm, n_users=n_users, positives_per_user=positives_per_user, negatives=negatives,
-                               seed=seed, progress=progress)  # fmt: skip
-    return fit_blend(examples)
+def calibrate_blend(kit: UserKit, held_out: pd.DataFrame, llm, **sampling: Any) -> Blend:
+    """Fit a hybrid `Blend` for `llm` on `held_out` interactions (never the part you evaluate on). `sampling` takes
+    `gather_examples`' keywords: n_users, positives_per_user, negatives, seed, progress."""
+    return fit_blend(gather_examples(kit, held_out, llm, **sampling))
 
 
 def fit_blend(e: CalibrationExamples) -> Blend:
