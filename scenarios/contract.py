@@ -145,21 +145,23 @@ def check_llm_training_data(specs: list[Any], train: Any, prompts: dict[str, int
     part, a `Dataset`): held-out interactions must not reach a user model, an adapter included. Also when it was tuned
     on other questions than the users will ask: its manifest's prompt versions must be `prompts` (default: the users'
     prompts today, `recarena.agents.tuning.examples.prompt_versions`; see `same_prompts`)."""
-    from recarena.agents.llm.factory import adapter_manifest, adapter_training_data, spec_adapter
+    from recarena.agents.llm.factory import adapter_manifest, spec_adapter
+    from recarena.agents.tuning.examples import prompt_versions, same_prompts
 
     wanted = None
     for spec in specs:
-        seen = adapter_training_data(spec)
-        if seen is None:
+        manifest = adapter_manifest(spec)
+        if manifest is None:
             continue
         wanted = wanted or train.fingerprint()
+        data = manifest.get("data")
+        # An unreadable fingerprint is never equal to a real one, so the run refuses the adapter.
+        seen = str(data.get("fingerprint", "")) if isinstance(data, dict) else ""
         if seen != wanted:
             raise ScenarioError(f"llm: the adapter {spec_adapter(spec)} was trained on other data than this run's training part "
                                 f"({train.name}); held-out interactions may have reached it. Tune on this split: recarena tune-llm")  # fmt: skip
-        from recarena.agents.tuning.examples import prompt_versions, same_prompts
-
         prompts = prompt_versions() if prompts is None else prompts
-        tuned = (adapter_manifest(spec) or {}).get("prompts")
+        tuned = manifest.get("prompts")
         if not same_prompts(tuned, prompts):
             raise ScenarioError(f"llm: the adapter {spec_adapter(spec)} was tuned on other prompts than the users send (its prompt "
                                 f"versions {tuned}, the users' {prompts}). Tune it again: recarena tune-llm")  # fmt: skip

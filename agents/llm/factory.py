@@ -68,7 +68,8 @@ def spec_adapter(spec: Any) -> Path | None:
 
 def adapter_manifest(spec: Any) -> dict[str, Any] | None:
     """The manifest of the spec's adapter (`recarena.agents.tuning.manifest`); None without an adapter, and an empty
-    dict when it cannot be read, which every check on it then refuses."""
+    dict when it cannot be read, which every check on it then refuses. A run that holds data out compares its training
+    data and prompts with its own (`recarena.scenarios.contract.check_llm_training_data`)."""
     import json
 
     folder = spec_adapter(spec)
@@ -79,18 +80,6 @@ def adapter_manifest(spec: Any) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return {}
     return manifest if isinstance(manifest, dict) else {}
-
-
-def adapter_training_data(spec: Any) -> str | None:
-    """The fingerprint of the data the spec's adapter was trained on (its manifest's ``data.fingerprint``); None without
-    an adapter. A run that holds data out compares it with its own training part (`recarena.scenarios.contract`)."""
-    manifest = adapter_manifest(spec)
-    if manifest is None:
-        return None
-    try:
-        return str(manifest["data"]["fingerprint"])
-    except (KeyError, TypeError):
-        return ""  # unreadable: never equal to a real fingerprint, so the run refuses it
 
 
 def _embedded(argument: str, config: LLMConfig) -> Backend:
