@@ -182,15 +182,14 @@ def fit_blend(e: CalibrationExamples) -> Blend:
     a, b, c = _parameter(0.0), _parameter(0.0), _parameter(0.0)
     n = len(e.label)
     watch_pool, watch_pool_objective = _fit(lambda: e.watch_nll(a * e.llm_logit + b * e.preference_logit + c), [a, b, c], [0.0, 1.0, 0.0], n)
-    a0, c0 = _parameter(0.0), _parameter(0.0)
-    watch_llm_only, _ = _fit(lambda: e.watch_nll(a0 * e.llm_logit + c0), [a0, c0], [1.0, 0.0], n)
+    # The LLM alone: the LLM user's own calibration (its watch logit rescaled; its ratings as they are).
+    alone = fit_llm_alone(e).fitted_on
     b1, c1 = _parameter(1.0), _parameter(0.0)
     watch_pref_only, watch_pref_only_objective = _fit(lambda: e.watch_nll(b1 * e.preference_logit + c1), [b1, c1], [1.0, 0.0], n)
 
     ar, br, cr = _parameter(0.0), _parameter(1.0), _parameter(0.0, 4)
     rating_pool, _ = _fit(lambda: e.rating_nll(ar, br, cr), [ar, br, cr], [0.0, 1.0, 0.0], len(e.rating))
     with torch.no_grad():
-        rating_llm_only = float(torch.nn.functional.cross_entropy(e.log_llm_levels, e.rating))
         rating_pref_only = float(torch.nn.functional.cross_entropy(e.log_preference_levels, e.rating))
     value = lambda t: float(t.detach())  # noqa: E731
     return Blend(
@@ -200,13 +199,13 @@ def fit_blend(e: CalibrationExamples) -> Blend:
         llm_decides_leaving=False,
         fitted_on={
             "users": e.users, "watch_examples": int(n), "rating_examples": int(len(e.rating)),
-            "watch_nll": {"pooled": watch_pool, "llm_only": watch_llm_only, "preference_only": watch_pref_only},
+            "watch_nll": {"pooled": watch_pool, "llm_only": alone["watch_nll"]["llm_calibrated"], "preference_only": watch_pref_only},
             # NLL + prior penalty: the pool nests the preference-only model (LLM weight at its centre 0), so its
             # objective can only match or beat that one's (its NLL alone may not: the prior pulls differently).
             "watch_objective": {"pooled": watch_pool_objective, "preference_only": watch_pref_only_objective},
             # Weight x spread of its input: how far each expert moves the watch logit (comparable across experts).
             "watch_effect": {"llm": value(a) * float(e.llm_logit.std()), "preference": value(b) * float(e.preference_logit.std())},
-            "rating_nll": {"pooled": rating_pool, "llm_only": rating_llm_only, "preference_only": rating_pref_only},
+            "rating_nll": {"pooled": rating_pool, "llm_only": alone["rating_nll"]["llm_as_it_is"], "preference_only": rating_pref_only},
         },
     )  # fmt: skip
 
